@@ -1,0 +1,6 @@
+"""Data layer: vocabulary, ragged sequences, batchers, readers and synthetic data."""
+
+from seqrec.data.sequences import SequenceData, ragged_take
+from seqrec.data.vocab import Vocabulary
+
+__all__ = ["SequenceData", "Vocabulary", "ragged_take"]

@@ -1,0 +1,520 @@
+"""Readers: raw event logs (CSV/TSV/Parquet, MovieLens, session logs) -> canonical frames.
+
+Every reader returns a :class:`polars.DataFrame` with the canonical columns of
+:class:`~seqrec.columns.Columns` only, in this order (optional ones when present)::
+
+    session_id, user_id, basket_id, item_id, timestamp, rating
+
+* ``session_id`` / ``user_id`` / ``basket_id`` / ``item_id`` keep their type: ``Int64`` when
+  the file holds integers, else ``String``;
+* ``timestamp`` is ``Float64`` unix seconds (UTC);
+* ``rating`` is ``Float64``.
+
+Rows keep file order (readers never sort), so downstream stable sorts break timestamp ties by
+file order. Every failure is a :class:`~seqrec.exceptions.DataError` (or its subclass
+:class:`~seqrec.exceptions.SchemaError`) whose message says what to change; raw polars
+exceptions never escape.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from seqrec.columns import Columns
+from seqrec.exceptions import DataError, SchemaError
+
+logger = logging.getLogger(__name__)
+
+TimeUnit = Literal["s", "ms", "datetime"]
+
+#: Canonical output order.
+CANONICAL_ORDER: tuple[str, ...] = (
+    Columns.session,
+    Columns.user,
+    Columns.basket,
+    Columns.item,
+    Columns.time,
+    Columns.rating,
+)
+
+#: Names recognised without a ``columns=`` mapping, compared after lower-casing and removing
+#: ``_``, ``-`` and spaces (so ``SessionId``, ``session_id`` and ``Session ID`` all match).
+ALIASES: dict[str, tuple[str, ...]] = {
+    Columns.session: ("sessionid", "session"),
+    Columns.user: ("userid", "user", "visitorid"),
+    Columns.basket: ("basketid", "basket"),
+    Columns.item: ("itemid", "item", "productid", "product", "movieid"),
+    Columns.time: ("time", "timestamp", "ts", "datetime", "eventtime"),
+    Columns.rating: ("rating",),
+}
+
+_ID_COLUMNS = (Columns.session, Columns.user, Columns.basket, Columns.item)
+_CANDIDATE_SEPS = ("\t", "::", ",", ";", "|")
+_SEP_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "::": "'::'", " ": "space"}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def _sep_name(sep: str) -> str:
+    return _SEP_NAMES.get(sep, repr(sep))
+
+
+# --------------------------------------------------------------------------- file helpers
+def _check_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"file not found: {p} (check the path; relative paths resolve from {Path.cwd()})")
+    if p.is_dir():
+        raise DataError(f"{p} is a directory; pass the path of the event file inside it")
+    if p.stat().st_size == 0:
+        raise DataError(f"{p} is empty (0 bytes); the event log has no rows")
+    return p
+
+
+def _is_gzip(p: Path) -> bool:
+    with p.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _first_line(p: Path) -> str:
+    opener = gzip.open if _is_gzip(p) else open
+    try:
+        with opener(p, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
+            return fh.readline().rstrip("\r\n")
+    except OSError as e:  # corrupt gzip
+        raise DataError(f"cannot read {p}: {e}; is it a valid (gzip-compressed) text file?") from e
+
+
+def _sniff_sep(p: Path, line: str) -> str:
+    """Separator from the first line, the extension breaking ties."""
+    counts = {s: line.count(s) for s in _CANDIDATE_SEPS}
+    if counts["::"]:
+        counts[":"] = 0  # '::' is one separator
+    suffixes = [s.lower() for s in p.suffixes]
+    if ".tsv" in suffixes and counts["\t"]:
+        return "\t"
+    if ".csv" in suffixes and counts[","]:
+        return ","
+    best = max(_CANDIDATE_SEPS, key=lambda s: counts[s])
+    if counts[best] > 0:
+        return best
+    if line.count(" "):
+        return " "
+    # a single column: fall back on the extension so the column check reports it
+    return "\t" if ".tsv" in suffixes or ".txt" in suffixes or ".data" in suffixes else ","
+
+
+def _wrap_polars(p: Path, sep: str, e: Exception) -> DataError:
+    return DataError(
+        f"could not parse {p} as a {_sep_name(sep)}-separated file: {str(e).splitlines()[0]}. "
+        "Check the separator (pass sep=...), has_header=, and that every row has the same "
+        "number of fields"
+    )
+
+
+def _read_delimited(p: Path, sep: str, has_header: bool) -> pl.DataFrame:
+    """Read a (possibly gzip-compressed) delimited file; multi-character separators allowed."""
+    if len(sep) > 1:
+        try:
+            lines = pl.read_csv(
+                p,
+                separator="\x1f",
+                has_header=False,
+                quote_char=None,
+                new_columns=["_line"],
+                schema_overrides=[pl.String],
+            )
+        except pl.exceptions.PolarsError as e:
+            raise _wrap_polars(p, sep, e) from e
+        first = lines.get_column("_line")[0] if lines.height else ""
+        n_fields = first.count(sep) + 1
+        names = first.split(sep) if has_header else [f"column_{i}" for i in range(n_fields)]
+        body = lines.slice(1) if has_header else lines
+        frame = body.select(pl.col("_line").str.splitn(sep, n_fields)).unnest("_line")
+        frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
+        return frame.with_columns(_infer_string_column(frame.get_column(c)) for c in frame.columns)
+    kwargs: dict[str, object] = {
+        "separator": sep,
+        "has_header": has_header,
+        "truncate_ragged_lines": False,
+    }
+    try:
+        return pl.read_csv(p, infer_schema_length=10_000, **kwargs)  # type: ignore[arg-type]
+    except pl.exceptions.ComputeError as e:
+        if "could not parse" not in str(e):
+            raise _wrap_polars(p, sep, e) from e
+        # a late row has a different type than the first 10k: infer over the whole file
+        try:
+            return pl.read_csv(p, infer_schema_length=None, **kwargs)  # type: ignore[arg-type]
+        except pl.exceptions.PolarsError as e2:
+            raise _wrap_polars(p, sep, e2) from e2
+    except pl.exceptions.PolarsError as e:
+        raise _wrap_polars(p, sep, e) from e
+
+
+def _infer_string_column(s: pl.Series) -> pl.Series:
+    """String column -> Int64 or Float64 when every non-null value parses, else unchanged."""
+    as_int = s.str.strip_chars().str.to_integer(strict=False)
+    if as_int.null_count() == s.null_count():
+        return as_int
+    as_float = s.str.strip_chars().cast(pl.Float64, strict=False)
+    if as_float.null_count() == s.null_count():
+        return as_float
+    return s
+
+
+# ------------------------------------------------------------------------ column mapping
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "").replace(" ", "")
+
+
+def _resolve_columns(
+    found: list[str], columns: Mapping[str, str | int] | None, p: Path
+) -> dict[str, str]:
+    """Canonical name -> column name in the raw frame."""
+    hint = (
+        "pass columns={'session_id': ..., 'item_id': ..., 'timestamp': ...} mapping canonical "
+        "names to the names in the file"
+    )
+    if columns is not None:
+        bad = sorted(set(columns) - set(CANONICAL_ORDER))
+        if bad:
+            raise SchemaError(
+                f"columns= has unknown canonical name(s) {bad}; the keys must be among "
+                f"{list(CANONICAL_ORDER)} and the values the names (or 0-based positions) in the file"
+            )
+        mapping: dict[str, str] = {}
+        missing: list[str] = []
+        for canon, raw in columns.items():
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                if not 0 <= raw < len(found):
+                    missing.append(f"{canon}=<position {raw}>")
+                    continue
+                mapping[canon] = found[raw]
+            elif raw in found:
+                mapping[canon] = raw
+            else:
+                missing.append(f"{canon}={raw!r}")
+        if missing:
+            raise SchemaError(
+                f"{p}: column(s) {missing} not found; the file has columns {found}. "
+                f"Fix columns= ({hint}); check the separator and has_header= too"
+            )
+    else:
+        norm = {_normalise(c): c for c in reversed(found)}  # first occurrence wins
+        mapping = {}
+        for canon, aliases in ALIASES.items():
+            for alias in aliases:
+                if alias in norm:
+                    mapping[canon] = norm[alias]
+                    break
+    required_ok = Columns.item in mapping and Columns.time in mapping
+    if not required_ok or not ({Columns.session, Columns.user} & set(mapping)):
+        expected = "session_id (or user_id), item_id, timestamp"
+        recognised = {k: v for k, v in mapping.items()}
+        raise SchemaError(
+            f"{p}: could not find the required columns ({expected}); found columns {found}, "
+            f"recognised {recognised or 'none'}. Rename them or {hint}"
+        )
+    return mapping
+
+
+# ------------------------------------------------------------------------- conversions
+def _convert_id(s: pl.Series, name: str) -> pl.Series:
+    dtype = s.dtype
+    if dtype.is_integer():
+        return s.cast(pl.Int64)
+    if dtype == pl.String:
+        return s
+    if dtype.is_float():
+        integral = s.is_null() | (s == s.floor())
+        if bool(integral.all()):
+            return s.cast(pl.Int64)
+        return s.cast(pl.String)
+    if dtype == pl.Categorical or dtype == pl.Enum:
+        return s.cast(pl.String)
+    try:
+        return s.cast(pl.String)
+    except pl.exceptions.PolarsError as e:  # pragma: no cover - exotic dtypes
+        raise SchemaError(f"column {name!r} has type {dtype}, which cannot be used as an id") from e
+
+
+def _examples(s: pl.Series, mask: pl.Series) -> list[object]:
+    return s.filter(mask).head(3).to_list()
+
+
+def _convert_time(s: pl.Series, raw_name: str, time_unit: TimeUnit, p: Path) -> pl.Series:
+    dtype = s.dtype
+    if dtype == pl.Datetime or dtype == pl.Date:
+        dt = s.cast(pl.Datetime("us")) if dtype == pl.Date else s
+        return (dt.dt.epoch("us").cast(pl.Float64) / 1e6).alias(Columns.time)
+    if time_unit == "datetime":
+        if dtype != pl.String:
+            raise SchemaError(
+                f"{p}: time_unit='datetime' but timestamp column {raw_name!r} is {dtype}, "
+                "not text; pass time_unit='s' (unix seconds) or 'ms' (milliseconds)"
+            )
+        parsed = None
+        for kwargs in ({}, {"time_zone": "UTC"}):
+            try:
+                parsed = s.str.strip_chars().str.to_datetime(**kwargs)  # type: ignore[arg-type]
+                break
+            except pl.exceptions.PolarsError:
+                continue
+        if parsed is None:
+            raise SchemaError(
+                f"{p}: could not parse timestamp column {raw_name!r} as dates/times "
+                f"(e.g. {s.drop_nulls().head(3).to_list()}); use one ISO-8601 format throughout, "
+                "or pass time_unit='s'/'ms' for numeric times"
+            )
+        return (parsed.dt.epoch("us").cast(pl.Float64) / 1e6).alias(Columns.time)
+    if dtype == pl.String:
+        num = s.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = num.is_null() & s.is_not_null()
+        if bool(bad.any()):
+            raise SchemaError(
+                f"{p}: timestamp column {raw_name!r} is not numeric (e.g. {_examples(s, bad)}); "
+                "pass time_unit='datetime' for date/time strings, or fix the column"
+            )
+        s = num
+    elif not dtype.is_numeric():
+        raise SchemaError(
+            f"{p}: timestamp column {raw_name!r} has type {dtype}; expected unix seconds, "
+            "milliseconds (time_unit='ms') or date strings (time_unit='datetime')"
+        )
+    out = s.cast(pl.Float64)
+    if time_unit == "ms":
+        out = out / 1000.0
+    return out.alias(Columns.time)
+
+
+def _convert_rating(s: pl.Series, raw_name: str, p: Path) -> pl.Series:
+    if s.dtype == pl.String:
+        num = s.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = num.is_null() & s.is_not_null()
+        if bool(bad.any()):
+            raise SchemaError(
+                f"{p}: rating column {raw_name!r} is not numeric (e.g. {_examples(s, bad)})"
+            )
+        return num.alias(Columns.rating)
+    if not s.dtype.is_numeric():
+        raise SchemaError(f"{p}: rating column {raw_name!r} has type {s.dtype}; expected numbers")
+    return s.cast(pl.Float64).alias(Columns.rating)
+
+
+def _to_canonical(
+    raw: pl.DataFrame, mapping: dict[str, str], time_unit: TimeUnit, p: Path
+) -> pl.DataFrame:
+    if raw.height == 0:
+        raise DataError(f"{p} has a header but no rows; the event log is empty")
+    out: dict[str, pl.Series] = {}
+    for canon in CANONICAL_ORDER:
+        if canon not in mapping:
+            continue
+        s = raw.get_column(mapping[canon])
+        if canon in _ID_COLUMNS:
+            out[canon] = _convert_id(s, mapping[canon]).alias(canon)
+        elif canon == Columns.time:
+            out[canon] = _convert_time(s, mapping[canon], time_unit, p)
+        else:
+            out[canon] = _convert_rating(s, mapping[canon], p)
+    if Columns.session not in out:
+        out = {Columns.session: out[Columns.user].alias(Columns.session), **out}
+    frame = pl.DataFrame(list(out.values()))
+    nulls = frame.null_count().row(0, named=True)
+    bad = {k: v for k, v in nulls.items() if v}
+    if bad:
+        row_idx = (
+            frame.with_row_index("_row")
+            .filter(pl.any_horizontal(pl.col(list(bad)).is_null()))
+            .get_column("_row")
+            .head(5)
+            .to_list()
+        )
+        raise DataError(
+            f"{p}: missing values {bad} (e.g. data rows {row_idx}, 0-based); rows with too few "
+            "fields usually mean a wrong separator or a truncated file; drop or fix those rows"
+        )
+    return frame
+
+
+# ----------------------------------------------------------------------------- readers
+def read_interactions(
+    path: str | Path,
+    *,
+    columns: Mapping[str, str | int] | None = None,
+    sep: str | None = None,
+    has_header: bool = True,
+    time_unit: TimeUnit = "s",
+) -> pl.DataFrame:
+    """Read an event log (CSV/TSV, optionally gzip-compressed, or Parquet) into a canonical frame.
+
+    Parameters
+    ----------
+    path
+        The file. ``.parquet``/``.pq`` are read as Parquet; anything else as delimited text
+        (gzip detected from the content, whatever the extension).
+    columns
+        Canonical name -> name in the file, e.g. ``{"session_id": "SessionId",
+        "item_id": "ItemId", "timestamp": "Time"}``. Values may also be 0-based column
+        positions (needed for files without a header, whose columns have no names). Without
+        a mapping, common names are recognised case-insensitively (see :data:`ALIASES`).
+    sep
+        Field separator; multi-character separators such as ``"::"`` work. ``None`` sniffs it
+        from the first line (the extension ``.tsv``/``.csv`` breaking ties).
+    has_header
+        Whether the first line holds column names.
+    time_unit
+        How to read the timestamp column: ``"s"`` unix seconds, ``"ms"`` unix milliseconds,
+        ``"datetime"`` date/time text (ISO-8601; naive times are taken as UTC).
+
+    Returns
+    -------
+    polars.DataFrame
+        Canonical columns (see the module docstring), rows in file order. When the file has a
+        user column but no session column, ``session_id`` is a copy of ``user_id``.
+
+    Raises
+    ------
+    DataError
+        Missing, empty or unparsable file (the message names the expected separator/format).
+    SchemaError
+        Required columns missing or misnamed, or non-numeric timestamps/ratings.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "log.tsv"
+    >>> _ = f.write_text("SessionId\\tItemId\\tTime\\n1\\t10\\t5.0\\n1\\t11\\t6.0\\n")
+    >>> read_interactions(f).columns
+    ['session_id', 'item_id', 'timestamp']
+    """
+    p = _check_file(path)
+    if p.suffix.lower() in _PARQUET_SUFFIXES:
+        try:
+            raw = pl.read_parquet(p)
+        except pl.exceptions.PolarsError as e:
+            raise DataError(f"could not read {p} as Parquet: {str(e).splitlines()[0]}") from e
+        except OSError as e:
+            raise DataError(f"could not read {p} as Parquet: {e}") from e
+        used_sep = "parquet"
+    else:
+        line = _first_line(p)
+        used_sep = sep if sep is not None else _sniff_sep(p, line)
+        if sep is not None and sep not in line and line.count(",") + line.count("\t") > 0:
+            guess = _sniff_sep(p, line)
+            raise DataError(
+                f"{p}: expected {_sep_name(sep)}-separated fields but the first line "
+                f"{line[:80]!r} contains none; it looks {_sep_name(guess)}-separated "
+                f"(pass sep={guess!r} or sep=None to detect it)"
+            )
+        raw = _read_delimited(p, used_sep, has_header)
+    mapping = _resolve_columns(raw.columns, columns, p)
+    if raw.width == 1 and used_sep != "parquet":  # pragma: no cover - caught by mapping above
+        raise DataError(f"{p}: only one column found; check sep= (tried {_sep_name(used_sep)})")
+    frame = _to_canonical(raw, mapping, time_unit, p)
+    logger.debug("read %d events from %s", frame.height, p)
+    return frame
+
+
+def read_movielens(path: str | Path) -> pl.DataFrame:
+    """Read MovieLens ratings: ML-100K ``u.data`` (tab) or ML-1M/10M ``ratings.dat`` (``::``).
+
+    The format is detected from the first line. Each user is one sequence.
+
+    Parameters
+    ----------
+    path
+        The ratings file, or a directory holding ``u.data`` or ``ratings.dat``.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``session_id`` (= user), ``user_id``, ``item_id`` (Int64), ``timestamp`` (Float64 unix
+        seconds), ``rating`` (Float64), in file order.
+
+    Raises
+    ------
+    DataError
+        Missing file, or a line that is not ``user<sep>item<sep>rating<sep>timestamp``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        for name in ("u.data", "ratings.dat"):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            raise DataError(f"{p} holds neither u.data (ML-100K) nor ratings.dat (ML-1M)")
+    p = _check_file(p)
+    line = _first_line(p)
+    sep = "::" if "::" in line else "\t"
+    n_fields = line.count(sep) + 1
+    if n_fields != 4:
+        raise DataError(
+            f"{p}: expected MovieLens ratings 'user{sep}item{sep}rating{sep}timestamp' "
+            f"({_sep_name(sep)}-separated, 4 fields, no header), but the first line {line[:80]!r} "
+            f"has {n_fields} field(s); use read_interactions() for other layouts"
+        )
+    # fast path: a fixed schema, no inference. '::' is read as ':' with empty fillers between.
+    names = ["u", "i", "r", "t"] if sep == "\t" else ["u", "_a", "i", "_b", "r", "_c", "t"]
+    types = {"u": pl.Int64, "i": pl.Int64, "r": pl.Float64, "t": pl.Float64}
+    schema = {n: types.get(n, pl.String) for n in names}
+    try:
+        raw = pl.read_csv(
+            p,
+            separator=sep[0],
+            has_header=False,
+            schema=schema,
+            quote_char=None,
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.PolarsError as e:
+        raise DataError(
+            f"{p}: not a MovieLens ratings file (integers user{sep}item{sep}rating{sep}timestamp, "
+            f"{_sep_name(sep)}-separated, no header): {str(e).splitlines()[0]}"
+        ) from e
+    fillers = [n for n in names if n.startswith("_")]
+    if fillers and raw.select(pl.col(fillers).is_not_null().any()).row(0) != (False,) * len(fillers):
+        raise DataError(f"{p}: some lines are not '::'-separated MovieLens ratings")
+    mapping = {Columns.user: "u", Columns.item: "i", Columns.rating: "r", Columns.time: "t"}
+    return _to_canonical(raw, mapping, "s", p)
+
+
+def read_session_log(path: str | Path) -> pl.DataFrame:
+    """Read a GRU4Rec / session-rec session log: TSV with header ``SessionId ItemId Time``.
+
+    Parameters
+    ----------
+    path
+        The ``.txt``/``.tsv`` file (optionally gzip-compressed). ``Time`` is unix seconds.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``session_id``, ``item_id``, ``timestamp`` in file order.
+
+    Raises
+    ------
+    DataError
+        Missing/unparsable file; :class:`SchemaError` when the header differs.
+    """
+    return read_interactions(
+        path,
+        columns={Columns.session: "SessionId", Columns.item: "ItemId", Columns.time: "Time"},
+        sep="\t",
+    )
+
+
+__all__ = [
+    "ALIASES",
+    "CANONICAL_ORDER",
+    "read_interactions",
+    "read_movielens",
+    "read_session_log",
+]

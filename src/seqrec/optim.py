@@ -1,0 +1,135 @@
+"""Optimisers with row-sparse updates of embedding tables.
+
+GRU4Rec's official code updates only the rows of the item tables that a mini-batch touched
+(``IndexedAdagradM``). Here the training loop looks up table rows as leaf tensors and hands
+the optimiser ``(table, row_ids, row_grads)``; duplicate ids are summed first, because the
+update is non-linear. Dense parameters (GRU weights) get the same rule, densely.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def coalesce_rows(ids: Tensor, grads: Tensor) -> tuple[Tensor, Tensor]:
+    """Sum the gradient rows of duplicate ids. ids: (K,), grads: (K, D) -> (U,), (U, D)."""
+    uniq, inv = torch.unique(ids, return_inverse=True)
+    out = torch.zeros(len(uniq), *grads.shape[1:], dtype=grads.dtype, device=grads.device)
+    out.index_add_(0, inv, grads)
+    return uniq, out
+
+
+class IndexedAdagradM:
+    """Adagrad with (heavy-ball) momentum, row-sparse for tables: the official GRU4Rec optimiser.
+
+    ``acc += g^2;  v = momentum * v - lr * g / sqrt(acc + eps);  p += v`` — for tables only on
+    the rows in the batch.
+    """
+
+    def __init__(self, dense: Sequence[Tensor], tables: Sequence[Tensor], *, lr: float, momentum: float = 0.0, eps: float = 1e-6) -> None:
+        self.dense = list(dense)
+        self.lr, self.momentum, self.eps = lr, momentum, eps
+        self.acc = {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]}
+        self.mom = {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]} if momentum > 0 else {}
+
+    @torch.no_grad()
+    def step_dense(self) -> None:
+        ps = [p for p in self.dense if p.grad is not None]
+        if not ps:
+            return
+        gs = [p.grad for p in ps]
+        accs = [self.acc[id(p)] for p in ps]
+        torch._foreach_addcmul_(accs, gs, gs)
+        denom = torch._foreach_add(accs, self.eps)
+        torch._foreach_sqrt_(denom)
+        if self.momentum > 0:
+            moms = [self.mom[id(p)] for p in ps]
+            torch._foreach_mul_(moms, self.momentum)
+            torch._foreach_addcdiv_(moms, gs, denom, value=-self.lr)
+            torch._foreach_add_(ps, moms)
+        else:
+            torch._foreach_addcdiv_(ps, gs, denom, value=-self.lr)
+
+    @torch.no_grad()
+    def step_rows(self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False) -> None:
+        if not coalesced:
+            ids, grads = coalesce_rows(ids, grads)
+        acc = self.acc[id(table)]
+        a = acc[ids].addcmul_(grads, grads)
+        acc[ids] = a
+        upd = grads.div_(a.add_(self.eps).sqrt_()).mul_(-self.lr)
+        if self.momentum > 0:
+            mom = self.mom[id(table)]
+            v = mom[ids].mul_(self.momentum).add_(upd)
+            mom[ids] = v
+            upd = v
+        table.index_add_(0, ids, upd)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"lr": self.lr, "momentum": self.momentum, "eps": self.eps}
+
+
+class IndexedAdam:
+    """Adam; tables get lazy row-sparse updates (as ``torch.optim.SparseAdam``), dense params
+    the usual update. With full-softmax training every row is touched each step, which makes
+    it identical to dense Adam."""
+
+    def __init__(self, dense: Sequence[Tensor], tables: Sequence[Tensor], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        self.dense = list(dense)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        params = [*self.dense, *tables]
+        self.m = {id(p): torch.zeros_like(p) for p in params}
+        self.v = {id(p): torch.zeros_like(p) for p in params}
+        self.t = {id(p): torch.zeros(p.shape[0], dtype=torch.float32, device=p.device) for p in tables}
+        self.t_dense = 0
+
+    @torch.no_grad()
+    def step_dense(self) -> None:
+        ps = [p for p in self.dense if p.grad is not None]
+        if not ps:
+            return
+        self.t_dense += 1
+        b1, b2 = self.betas
+        gs = [p.grad for p in ps]
+        if self.weight_decay:
+            torch._foreach_add_(gs, ps, alpha=self.weight_decay)
+        ms = [self.m[id(p)] for p in ps]
+        vs = [self.v[id(p)] for p in ps]
+        torch._foreach_lerp_(ms, gs, 1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, gs, gs, value=1 - b2)
+        c1 = 1 - b1**self.t_dense
+        c2 = 1 - b2**self.t_dense
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, math.sqrt(c2))
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(ps, ms, denom, value=-self.lr / c1)
+
+    @torch.no_grad()
+    def step_rows(self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False) -> None:
+        if not coalesced:
+            ids, grads = coalesce_rows(ids, grads)
+        b1, b2 = self.betas
+        if self.weight_decay:
+            grads = grads + self.weight_decay * table[ids]
+        t = self.t[id(table)]
+        tr = t[ids] + 1
+        t[ids] = tr
+        m = self.m[id(table)]
+        v = self.v[id(table)]
+        mr = m[ids].lerp_(grads, 1 - b1)
+        vr = v[ids].mul_(b2).addcmul_(grads, grads, value=1 - b2)
+        m[ids] = mr
+        v[ids] = vr
+        shape = (-1,) + (1,) * (grads.dim() - 1)
+        c1 = (1 - b1**tr).view(shape)
+        c2 = (1 - b2**tr).view(shape)
+        upd = (mr / c1) / ((vr / c2).sqrt_().add_(self.eps))
+        table.index_add_(0, ids, upd.mul_(-self.lr))
+
+    def state_dict(self) -> dict[str, object]:
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}

@@ -1,0 +1,258 @@
+"""Training: one config, one loop per training strategy, early stopping, progress, history.
+
+GRU4Rec trains with session-parallel mini-batches (:func:`fit_session_parallel`): the
+hidden state is carried from step to step (gradients are truncated at every step, as in the
+official code), reset to zero when a slot takes a new session, and the item tables are
+updated row-sparsely (:mod:`seqrec.optim`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from seqrec.data.batching import SessionParallelSchedule, session_parallel_schedule
+from seqrec.data.sequences import SequenceData
+from seqrec.exceptions import SeqrecError
+from seqrec.losses import (
+    ObjectiveConfig,
+    PopularitySampler,
+    bpr_max,
+    full_cross_entropy,
+    logq_correction,
+    sampled_cross_entropy,
+)
+from seqrec.models.gru4rec import GRU4Rec
+from seqrec.optim import IndexedAdagradM, IndexedAdam
+
+logger = logging.getLogger(__name__)
+
+
+class TrainConfig(BaseModel):
+    """How to train (GRU4Rec's names in brackets).
+
+    Parameters
+    ----------
+    epochs
+        Passes over the training data [n_epochs].
+    batch_size
+        Sessions side by side in a session-parallel mini-batch [batch_size].
+    optimizer
+        ``"adagrad"``: Adagrad with momentum, row-sparse on item tables (official);
+        ``"adam"``: Adam (lazy row-sparse on item tables).
+    learning_rate, momentum
+        [learning_rate], [momentum] (momentum only for adagrad).
+    patience
+        Stop when the validation metric has not improved for this many epochs (needs a
+        validation set); 0 disables early stopping. The best epoch's weights are kept.
+    valid_metric
+        Metric watched on validation, e.g. ``"recall@20"``.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    epochs: int = Field(10, ge=0)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adagrad", "adam"] = "adagrad"
+    learning_rate: float = Field(0.05, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    patience: int = Field(0, ge=0)
+    valid_metric: str = "recall@20"
+    eval_batch_size: int = Field(512, ge=1)
+    device: str = "auto"
+    progress: bool = True
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise SeqrecError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SeqrecError(f"device {device!r} asked for but CUDA is not available; use device='cpu'")
+    return dev
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    events: int
+    seconds: float
+    valid: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else math.nan
+
+
+class _TorchSchedule:
+    """A :class:`SessionParallelSchedule` moved to the device once, with per-step slices."""
+
+    def __init__(self, s: SessionParallelSchedule, device: torch.device) -> None:
+        self.inputs = torch.from_numpy(s.inputs).to(device)
+        self.targets = torch.from_numpy(s.targets).to(device)
+        self.reset = torch.from_numpy(s.reset).to(device).unsqueeze(1)  # (rows, 1)
+        self.offsets = s.step_offsets.tolist()
+        step_reset = np.add.reduceat(s.reset.astype(np.int64), s.step_offsets[:-1]) > 0
+        self.any_reset = step_reset.tolist()
+        self.keep = [None if k is None else torch.from_numpy(k).to(device) for k in s.keep]
+        self.positions = s.positions
+        self.n_steps = s.n_steps
+        self.n_events = s.n_events
+
+
+def _sparse_tables(model: GRU4Rec) -> list[torch.Tensor]:
+    tabs = [model.Wy, model.By]
+    if model.config.input_mode != "constrained":
+        tabs.append(model.input_table)
+    return tabs
+
+
+def fit_session_parallel(
+    model: GRU4Rec,
+    data: SequenceData,
+    objective: ObjectiveConfig,
+    config: TrainConfig,
+    *,
+    seed: int | None = None,
+    validate: Callable[[GRU4Rec], dict[str, float]] | None = None,
+) -> list[EpochLog]:
+    """Train ``model`` in place with GRU4Rec's session-parallel mini-batches.
+
+    Parameters
+    ----------
+    validate
+        Called after each epoch with the model in eval mode; returns metrics (the
+        ``config.valid_metric`` one drives early stopping).
+
+    Returns
+    -------
+    One :class:`EpochLog` per epoch run.
+    """
+    device = next(model.parameters()).device
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None else torch.seed())
+    sched = _TorchSchedule(session_parallel_schedule(data, config.batch_size), device)
+    counts = data.item_counts()
+    q = torch.tensor(np.maximum(counts, 1), dtype=torch.float32, device=device)
+    sampled = objective.negatives == "sampled"
+    sampler = None
+    if sampled and objective.n_sample > 0:
+        sampler = PopularitySampler(
+            counts, objective.n_sample, objective.sample_alpha,
+            cache_size=objective.sample_cache_size, generator=gen, device=device,
+        )
+    use_logq = sampled and objective.loss == "cross-entropy" and objective.logq > 0
+    tables = _sparse_tables(model)
+    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
+    if config.optimizer == "adagrad":
+        opt: IndexedAdagradM | IndexedAdam = IndexedAdagradM(dense, tables, lr=config.learning_rate, momentum=config.momentum)
+    else:
+        opt = IndexedAdam(dense, tables, lr=config.learning_rate, weight_decay=config.weight_decay)
+    constrained = model.config.input_mode == "constrained"
+    all_items = torch.arange(1, model.n_items, device=device)
+    Wy, By, table = model.Wy, model.By, model.input_table
+    bs = float(config.batch_size)
+    # dropout masks need randomness: derive torch's from the seed, scoped to this call
+    fork_devices = [device] if device.type == "cuda" else []
+    history: list[EpochLog] = []
+    best, best_state, bad_epochs = -math.inf, None, 0
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            H = model.init_hidden(sched.offsets[1] - sched.offsets[0], device)
+            loss_sum = torch.zeros((), device=device)
+            bar = tqdm(total=sched.n_events, desc=f"epoch {epoch}", unit="ev", disable=not config.progress, leave=False, mininterval=1.0)
+            for t in range(sched.n_steps):
+                a, b = sched.offsets[t], sched.offsets[t + 1]
+                H = [h.detach() for h in H]  # truncated BPTT of one step, as official
+                keep = sched.keep[t]
+                if keep is not None:
+                    H = [h[keep] for h in H]
+                if sched.any_reset[t]:
+                    r = sched.reset[a:b]
+                    H = [h.masked_fill(r, 0.0) for h in H]
+                x = sched.inputs[a:b]
+                y = sched.targets[a:b]
+                n = b - a
+                if sampled:
+                    out_ids = torch.cat([y, sampler.sample()]) if sampler is not None else y
+                else:
+                    out_ids = all_items
+                if constrained:
+                    row_ids = torch.cat([x, out_ids])
+                    rows = Wy.detach()[row_ids].requires_grad_()
+                    xe, O = rows.split([n, len(out_ids)])
+                else:
+                    xrows = table.detach()[x].requires_grad_()
+                    rows = Wy.detach()[out_ids].requires_grad_()
+                    xe, O = xrows, rows
+                bias = By.detach()[out_ids].requires_grad_()
+                out = model.step(xe, H)  # (n, D)
+                R = torch.addmm(bias, out, O.t())  # (n, M)
+                if use_logq:
+                    R = R - objective.logq * logq_correction(q[out_ids], n, objective.sample_alpha)
+                if not sampled:
+                    loss = full_cross_entropy(R, y - 1)
+                elif objective.loss == "cross-entropy":
+                    loss = sampled_cross_entropy(R)
+                else:
+                    loss = bpr_max(R, bpreg=objective.bpreg, elu_param=objective.elu_param)
+                loss = loss / bs
+                loss.backward()
+                opt.step_dense()
+                for p in dense:
+                    p.grad = None
+                if constrained:
+                    opt.step_rows(Wy, row_ids, rows.grad)
+                else:
+                    opt.step_rows(table, x, xrows.grad)
+                    opt.step_rows(Wy, out_ids, rows.grad, coalesced=not sampled)
+                opt.step_rows(By, out_ids, bias.grad, coalesced=not sampled)
+                loss_sum += loss.detach() * (bs / n) * n
+                if config.progress and t % 64 == 0:
+                    bar.update(sched.offsets[min(t + 64, sched.n_steps)] - a)
+            bar.close()
+            loss_avg = float(loss_sum) / sched.n_events
+            dt = time.perf_counter() - t0
+            if not math.isfinite(loss_avg):
+                raise SeqrecError(f"training diverged (loss {loss_avg}) in epoch {epoch}; lower learning_rate")
+            log = EpochLog(epoch, loss_avg, sched.n_events, dt)
+            if validate is not None:
+                model.eval()
+                log.valid = validate(model)
+            history.append(log)
+            logger.info(
+                "epoch %d loss %.4f %.1fs %.0f ev/s %s", epoch, loss_avg, dt, log.events_per_second,
+                " ".join(f"{k}={v:.4f}" for k, v in log.valid.items()),
+            )
+            if validate is not None and config.patience > 0:
+                score = log.valid.get(config.valid_metric, -math.inf)
+                if score > best:
+                    best, bad_epochs = score, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    bad_epochs += 1
+                    if bad_epochs >= config.patience:
+                        logger.info("early stop after epoch %d (best %s %.4f)", epoch, config.valid_metric, best)
+                        break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
