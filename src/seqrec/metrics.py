@@ -59,7 +59,9 @@ def _check_k(k: int) -> None:
 
 
 def _nan_to_neg_inf(x: Tensor) -> Tensor:
-    return torch.where(torch.isnan(x), torch.full_like(x, float("-inf")), x)
+    if not bool(torch.isnan(x).any()):  # one cheap pass; copy only when needed
+        return x
+    return torch.nan_to_num(x, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
 
 
 def _acc_dtype(device: torch.device) -> torch.dtype:
@@ -150,6 +152,8 @@ def target_ranks(
     # the target's own column never counts: it is never > itself, and it is always == itself
     # (also at -inf, NaN having been replaced), so without a mask subtracting 1 removes it
     if mask is None:
+        if ties == "conservative":  # one pass: #(>=) counts the target itself once
+            return (scores >= target_score).sum(1).to(RANK_DTYPE)
         n_greater = (scores > target_score).sum(1)  # (B,)
         if ties == "optimistic":
             return _combine(n_greater, n_greater, ties)
