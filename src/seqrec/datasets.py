@@ -170,7 +170,9 @@ DATASETS: dict[str, DatasetSpec] = {
         homepage="https://grouplens.org/datasets/movielens/100k/",
         licence=_ML_LICENCE,
         reader=_read_ml100k,
-        file_sha256=(("u.data", "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),),
+        file_sha256=(
+            ("u.data", "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
+        ),
     ),
     "ml-1m": DatasetSpec(
         name="ml-1m",

@@ -256,7 +256,9 @@ def build_steps(specs: Sequence[Mapping[str, Any]]) -> list[Step]:
 def _counts(df: pl.DataFrame) -> dict[str, int]:
     return {
         "events": df.height,
-        "sessions": df.get_column(Columns.session).n_unique() if Columns.session in df.columns else 0,
+        "sessions": df.get_column(Columns.session).n_unique()
+        if Columns.session in df.columns
+        else 0,
         "items": df.get_column(Columns.item).n_unique() if Columns.item in df.columns else 0,
     }
 
@@ -318,7 +320,9 @@ class Preprocessor:
                 converged = True
                 break
         if not converged:
-            logger.warning("preprocessing did not reach a fixed point in %d rounds", self.max_rounds)
+            logger.warning(
+                "preprocessing did not reach a fixed point in %d rounds", self.max_rounds
+            )
         self.history_ = history
         self.converged_ = converged
         return df
@@ -420,7 +424,12 @@ def describe(df: pl.DataFrame) -> dict[str, Any]:
 
     def stats(key: str) -> dict[str, float | int | None]:
         n = df.group_by(key).len().get_column("len")
-        return {"min": _num(n.min()), "median": _num(n.median()), "mean": _num(n.mean()), "max": _num(n.max())}  # type: ignore[arg-type]
+        return {
+            "min": _num(n.min()),
+            "median": _num(n.median()),
+            "mean": _num(n.mean()),
+            "max": _num(n.max()),
+        }  # type: ignore[arg-type]
 
     out["session_length"] = stats(Columns.session)
     out["item_support"] = stats(Columns.item)

@@ -51,7 +51,7 @@ _REV = "_seqrec_rev"
 _HELPERS = [_ROW, _POS, _LEN, _REV]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Split:
     """The parts of a split and how they were made.
 
@@ -157,9 +157,7 @@ def _sorted_part(df: pl.DataFrame) -> pl.DataFrame:
 def _with_first_not_target(df: pl.DataFrame) -> pl.DataFrame:
     """``is_target`` = every event but the first (in time order) of each session."""
     d = _sorted_part(df)
-    return d.with_columns(
-        (pl.int_range(pl.len()).over(Columns.session) > 0).alias(IS_TARGET)
-    )
+    return d.with_columns((pl.int_range(pl.len()).over(Columns.session) > 0).alias(IS_TARGET))
 
 
 def _iso(t: float) -> str:
@@ -275,7 +273,11 @@ def split_by_time(
     t_max = float(d.get_column(Columns.time).max())  # type: ignore[arg-type]
     test_cut = t_max - test_days * _DAY
     valid_cut = test_cut - valid_days * _DAY
-    key = pl.col(Columns.time).max().over(Columns.session) if by == "session_end" else pl.col(Columns.time)
+    key = (
+        pl.col(Columns.time).max().over(Columns.session)
+        if by == "session_end"
+        else pl.col(Columns.time)
+    )
     d = d.with_columns(
         pl.when(key > test_cut)
         .then(pl.lit("test"))
@@ -486,7 +488,9 @@ def split_by_ratio(df: pl.DataFrame, *, test_ratio: float = 0.2, valid_ratio: fl
     eps = 1e-9  # so that 0.29 * 100 floors to 29, not 28
 
     def share(r: float) -> pl.Expr:
-        return pl.max_horizontal((pl.col(_LEN) * r + eps).floor().cast(pl.Int64), pl.lit(1, pl.Int64))
+        return pl.max_horizontal(
+            (pl.col(_LEN) * r + eps).floor().cast(pl.Int64), pl.lit(1, pl.Int64)
+        )
 
     with_valid = valid_ratio > 0
     train, valid_df, test, too_short = _holdout(
@@ -554,7 +558,9 @@ def presplit(
             "'train', 'valid', 'test'"
         )
     if not {"train", "test"} <= values:
-        raise DataError(f"presplit: column {column!r} needs both 'train' and 'test' rows, has {sorted(values)}")
+        raise DataError(
+            f"presplit: column {column!r} needs both 'train' and 'test' rows, has {sorted(values)}"
+        )
     d = df.with_row_index(_ROW)
     label = pl.col(column).cast(pl.String)
     train = d.filter(label == "train").drop(column)
@@ -573,7 +579,9 @@ def presplit(
         )
         dropped[name] = stats
         if filtered.height == 0:
-            raise DataError(f"presplit: the {name} part is empty after keeping train items and cleaning")
+            raise DataError(
+                f"presplit: the {name} part is empty after keeping train items and cleaning"
+            )
         parts[name] = _drop_helpers(_with_first_not_target(filtered))
     train_out = _drop_helpers(_sorted_part(train))
     protocol: dict[str, Any] = {

@@ -21,7 +21,9 @@ def write(path: Path, text: str) -> Path:
 
 # ----------------------------------------------------------------------------- formats
 def test_session_log_tsv(tmp_path: Path) -> None:
-    f = write(tmp_path / "log.txt", "SessionId\tItemId\tTime\n3\t214716935\t1396437466.94\n3\t7\t5\n")
+    f = write(
+        tmp_path / "log.txt", "SessionId\tItemId\tTime\n3\t214716935\t1396437466.94\n3\t7\t5\n"
+    )
     df = read_session_log(f)
     assert df.columns == [Columns.session, Columns.item, Columns.time]
     assert df.schema[Columns.session] == pl.Int64
@@ -56,7 +58,9 @@ def test_explicit_mapping_and_extra_columns_dropped(tmp_path: Path) -> None:
 
 def test_headerless_with_positions(tmp_path: Path) -> None:
     f = write(tmp_path / "h.tsv", "1\t5\t10\n1\t6\t11\n")
-    df = read_interactions(f, columns={"session_id": 0, "item_id": 1, "timestamp": 2}, has_header=False)
+    df = read_interactions(
+        f, columns={"session_id": 0, "item_id": 1, "timestamp": 2}, has_header=False
+    )
     assert df[Columns.item].to_list() == [5, 6]
 
 
@@ -155,7 +159,9 @@ def test_missing_column_lists_found_and_expected(tmp_path: Path) -> None:
 def test_misnamed_mapping(tmp_path: Path) -> None:
     f = write(tmp_path / "m.csv", "SessionId,ItemId,Time\n1,2,3\n")
     with pytest.raises(SchemaError, match=r"not found; the file has columns"):
-        read_interactions(f, columns={"session_id": "Session", "item_id": "ItemId", "timestamp": "Time"})
+        read_interactions(
+            f, columns={"session_id": "Session", "item_id": "ItemId", "timestamp": "Time"}
+        )
     with pytest.raises(SchemaError, match="unknown canonical name"):
         read_interactions(f, columns={"sessionid": "SessionId"})
 

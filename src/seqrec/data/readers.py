@@ -68,7 +68,9 @@ def _sep_name(sep: str) -> str:
 def _check_file(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
-        raise DataError(f"file not found: {p} (check the path; relative paths resolve from {Path.cwd()})")
+        raise DataError(
+            f"file not found: {p} (check the path; relative paths resolve from {Path.cwd()})"
+        )
     if p.is_dir():
         raise DataError(f"{p} is a directory; pass the path of the event file inside it")
     if p.stat().st_size == 0:
@@ -93,8 +95,6 @@ def _first_line(p: Path) -> str:
 def _sniff_sep(p: Path, line: str) -> str:
     """Separator from the first line, the extension breaking ties."""
     counts = {s: line.count(s) for s in _CANDIDATE_SEPS}
-    if counts["::"]:
-        counts[":"] = 0  # '::' is one separator
     suffixes = [s.lower() for s in p.suffixes]
     if ".tsv" in suffixes and counts["\t"]:
         return "\t"
@@ -186,7 +186,7 @@ def _resolve_columns(
         if bad:
             raise SchemaError(
                 f"columns= has unknown canonical name(s) {bad}; the keys must be among "
-                f"{list(CANONICAL_ORDER)} and the values the names (or 0-based positions) in the file"
+                f"{list(CANONICAL_ORDER)}, the values names (or 0-based positions) in the file"
             )
         mapping: dict[str, str] = {}
         missing: list[str] = []
@@ -480,7 +480,9 @@ def read_movielens(path: str | Path) -> pl.DataFrame:
             f"{_sep_name(sep)}-separated, no header): {str(e).splitlines()[0]}"
         ) from e
     fillers = [n for n in names if n.startswith("_")]
-    if fillers and raw.select(pl.col(fillers).is_not_null().any()).row(0) != (False,) * len(fillers):
+    if fillers and raw.select(pl.col(fillers).is_not_null().any()).row(0) != (False,) * len(
+        fillers
+    ):
         raise DataError(f"{p}: some lines are not '::'-separated MovieLens ratings")
     mapping = {Columns.user: "u", Columns.item: "i", Columns.rating: "r", Columns.time: "t"}
     return _to_canonical(raw, mapping, "s", p)
