@@ -147,3 +147,14 @@ def test_gru4rec_variants_learn(model, obj, synth):
     train = TrainConfig(epochs=3, batch_size=32, optimizer="adam" if obj.negatives == "full" else "adagrad", learning_rate=0.01 if obj.negatives == "full" else 0.1, progress=False, device="cpu")
     rec = Recommender(model, obj, train, seed=0).fit(synth[0])
     assert rec.evaluate(synth[1]).metrics["recall@20"] > 0.5
+
+
+def test_unknown_targets_count_as_misses_or_are_dropped(fitted, synth):
+    _, rec = fitted
+    test = synth[1].head(40).with_columns(is_target=pl.lit(True))
+    test = test.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(-777).otherwise(pl.col("item_id")).alias("item_id"))
+    miss = rec.evaluate(test)
+    drop = rec.evaluate(test, unknown_targets="drop")
+    assert miss.protocol["n_unknown_targets"] == 1
+    assert miss.n_queries == drop.n_queries + 1
+    assert miss.metrics["recall@20"] == pytest.approx(drop.metrics["recall@20"] * drop.n_queries / miss.n_queries)

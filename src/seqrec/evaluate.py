@@ -126,6 +126,9 @@ def evaluate(
     split: str | None = None,
     progress: bool = False,
     n_unknown_dropped: int | None = None,
+    extra_misses: int = 0,
+    unknown_targets: str | None = None,
+    n_unknown_targets: int = 0,
 ) -> EvalReport:
     """Evaluate a next-item module on the target events of ``data``.
 
@@ -142,6 +145,8 @@ def evaluate(
         ``"full"`` ranks every item (default). An ``int`` ranks the target among that many
         negatives drawn uniformly at random per query: a *sampled* metric, flagged as such in
         ``protocol`` — not comparable with full ranking.
+    extra_misses
+        Queries that could not be ranked (e.g. unknown target items) counted as misses.
     """
     parse_metrics(metrics)
     if not (candidates == "full" or (isinstance(candidates, int) and candidates > 0)):
@@ -162,6 +167,8 @@ def evaluate(
         acc.add(ranks)
         bar.update(len(targets))
     bar.close()
+    if extra_misses:  # targets that could not be ranked (unknown items) count as misses
+        acc.add(torch.full((extra_misses,), float("inf")))
     result = acc.compute(metrics)
     dt = time.perf_counter() - t0
     protocol: dict[str, Any] = {
@@ -178,6 +185,9 @@ def evaluate(
     }
     if n_unknown_dropped is not None:
         protocol["unknown_events_dropped"] = n_unknown_dropped
+    if unknown_targets is not None:
+        protocol["unknown_targets"] = unknown_targets
+        protocol["n_unknown_targets"] = n_unknown_targets
     return EvalReport(metrics=result, protocol=protocol, n_queries=acc.n, seconds=dt)
 
 

@@ -15,8 +15,17 @@ import torch
 from torch import Tensor
 
 
-def coalesce_rows(ids: Tensor, grads: Tensor) -> tuple[Tensor, Tensor]:
-    """Sum the gradient rows of duplicate ids. ids: (K,), grads: (K, D) -> (U,), (U, D)."""
+def coalesce_rows(ids: Tensor, grads: Tensor, n_rows: int | None = None) -> tuple[Tensor, Tensor]:
+    """Sum the gradient rows of duplicate ids. ids: (K,), grads: (K, D) -> (U,), (U, D).
+
+    With ``n_rows`` (the table size) not much larger than ``K``, a dense scatter + bincount is
+    used instead of a sort; both give sorted unique ids.
+    """
+    if n_rows is not None and n_rows <= 4 * len(ids):
+        dense = torch.zeros(n_rows, *grads.shape[1:], dtype=grads.dtype, device=grads.device)
+        dense.index_add_(0, ids, grads)
+        uniq = torch.bincount(ids, minlength=n_rows).nonzero().squeeze(1)
+        return uniq, dense[uniq]
     uniq, inv = torch.unique(ids, return_inverse=True)
     out = torch.zeros(len(uniq), *grads.shape[1:], dtype=grads.dtype, device=grads.device)
     out.index_add_(0, inv, grads)
@@ -57,7 +66,7 @@ class IndexedAdagradM:
     @torch.no_grad()
     def step_rows(self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False) -> None:
         if not coalesced:
-            ids, grads = coalesce_rows(ids, grads)
+            ids, grads = coalesce_rows(ids, grads, table.shape[0])
         acc = self.acc[id(table)]
         a = acc[ids].addcmul_(grads, grads)
         acc[ids] = a
@@ -112,7 +121,7 @@ class IndexedAdam:
     @torch.no_grad()
     def step_rows(self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False) -> None:
         if not coalesced:
-            ids, grads = coalesce_rows(ids, grads)
+            ids, grads = coalesce_rows(ids, grads, table.shape[0])
         b1, b2 = self.betas
         if self.weight_decay:
             grads = grads + self.weight_decay * table[ids]

@@ -255,14 +255,27 @@ class Recommender:
         candidates: Literal["full"] | int = "full",
         split: str | None = None,
         progress: bool = False,
+        unknown_targets: Literal["miss", "drop"] = "miss",
     ) -> EvalReport:
-        """Evaluate on a held-out frame (items unknown to the vocabulary are dropped and counted)."""
+        """Evaluate on a held-out frame.
+
+        Events whose item is not in the vocabulary are removed from the input sequences
+        (counted in the protocol). Target events with such items can't be ranked: by default
+        they count as misses (``unknown_targets="miss"``, comparable with frameworks that index
+        every item); ``"drop"`` leaves them out, as GRU4Rec's evaluation does.
+        """
         self._check_fitted()
         data, n_unknown = _to_sequences(test, self.vocab_)
+        n_unknown_targets = 0
+        if isinstance(test, pl.DataFrame) and "is_target" in test.columns and n_unknown:
+            unknown = self.vocab_.lookup(test.get_column(Columns.item).to_numpy()) == 0
+            n_unknown_targets = int((unknown & test.get_column("is_target").to_numpy().astype(bool)).sum())
         return evaluate(
             self.module_, data, metrics=metrics, ties=ties, exclude_seen=exclude_seen,
             candidates=candidates, batch_size=self.train.eval_batch_size, split=split,
             progress=progress, n_unknown_dropped=n_unknown,
+            extra_misses=n_unknown_targets if unknown_targets == "miss" else 0,
+            unknown_targets=unknown_targets, n_unknown_targets=n_unknown_targets,
         )
 
     # ------------------------------------------------------------------- I/O

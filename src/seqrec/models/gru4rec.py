@@ -151,18 +151,20 @@ class GRU4Rec(nn.Module):
         -------
         (B, D) output of the last layer.
         """
-        x = self.drop_embed(x_emb)
         li = 0
-        if self.config.input_mode == "onehot":
+        if self.config.input_mode != "onehot":
+            x = self.drop_embed(x_emb)
+        else:
             h = hidden[0]
-            vx = x_emb + self.Bh0  # (B, 3H); no dropout on the one-hot input, as official
+            vx = x_emb + self.Bh0  # (B, 3H): rows of Wx0 = one-hot input x W
             vh = h @ self.Wh0  # (B, 3H)
             vx_x, vx_r, vx_z = vx.chunk(3, 1)
             vh_x, vh_r, vh_z = vh.chunk(3, 1)
             r = torch.sigmoid(vx_r + vh_r)
             z = torch.sigmoid(vx_z + vh_z)
             cand = torch.tanh(r * vh_x + vx_x)
-            x = (1.0 - z) * h + z * cand
+            # official: dropout_p_embed acts on this first (embedding) layer's output, carried
+            x = self.drop_embed((1.0 - z) * h + z * cand)
             hidden[0] = x
             li = 1
         for cell in self.cells:
