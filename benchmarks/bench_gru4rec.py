@@ -40,7 +40,9 @@ REFERENCE = {
 }
 
 # the authors' published RSC15 parameters (paramfiles/rsc15_xe_shared_best.py)
-YOO_MODEL = GRU4RecConfig(layers=[100], constrained_embedding=True, dropout_embed=0.0, dropout_hidden=0.4)
+YOO_MODEL = GRU4RecConfig(
+    layers=[100], constrained_embedding=True, dropout_embed=0.0, dropout_hidden=0.4
+)
 YOO_OBJ = ObjectiveConfig(loss="cross-entropy", n_sample=2048, sample_alpha=0.5, logq=1.0)
 YOO_TRAIN = dict(batch_size=32, optimizer="adagrad", learning_rate=0.2, momentum=0.2)
 # the faithful setting used for the >= 25k events/s target: 100 units, batch >= 128, 2048 samples
@@ -77,7 +79,11 @@ def bench_prep(data_dir: str | None) -> dict:
         SequenceData.from_frame(sp.train, vocab)
         SequenceData.from_frame(sp.test, vocab)
         times.append(time.perf_counter() - t0)
-    return {"task": "ML-100K read+clean+time split+index", "median_s": statistics.median(times), "min_s": min(times)}
+    return {
+        "task": "ML-100K read+clean+time split+index",
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+    }
 
 
 def fit_eval(name: str, rec: Recommender, train, test, metrics, valid=None) -> dict:
@@ -100,10 +106,14 @@ def fit_eval(name: str, rec: Recommender, train, test, metrics, valid=None) -> d
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--only", choices=["prep", "speed", "accuracy"], action="append")
     ap.add_argument("--epochs", type=int, default=10, help="epochs for accuracy runs (default 10)")
-    ap.add_argument("--speed-epochs", type=int, default=3, help="epochs for speed runs (median of epochs 2..)")
+    ap.add_argument(
+        "--speed-epochs", type=int, default=3, help="epochs for speed runs (median of epochs 2..)"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--out", default="benchmarks/results/gru4rec.json")
     args = ap.parse_args()
@@ -112,7 +122,12 @@ def main() -> None:
     only = set(args.only or ["prep", "speed", "accuracy"])
     data_dir = os.environ.get("SEQREC_DATA")
     result: dict = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
         "reference": REFERENCE,
     }
     yoo = presplit(load_dataset("yoochoose-100k", data_dir=data_dir))
@@ -128,35 +143,139 @@ def main() -> None:
     if "speed" in only:
         rows = []
         runs = [
-            ("yoochoose-100k authors' params (B=32, sampled 2048)", YOO_MODEL, YOO_OBJ, YOO_TRAIN, yoo),
-            ("yoochoose-100k authors' params, full softmax", YOO_MODEL, ObjectiveConfig(negatives="full"), YOO_TRAIN, yoo),
-            ("yoochoose-100k faithful (B=128, sampled 2048)", FAITHFUL_MODEL, FAITHFUL_OBJ, FAITHFUL_TRAIN, yoo),
-            ("ML-100K faithful (B=128, sampled 2048)", FAITHFUL_MODEL, FAITHFUL_OBJ, FAITHFUL_TRAIN, ml_loo),
-            ("synthetic faithful (B=128, sampled 2048)", FAITHFUL_MODEL, FAITHFUL_OBJ, FAITHFUL_TRAIN, synth_split),
-            ("ML-100K faithful, autograd (fused off)", FAITHFUL_MODEL, FAITHFUL_OBJ, {**FAITHFUL_TRAIN, "fused": False}, ml_loo),
+            (
+                "yoochoose-100k authors' params (B=32, sampled 2048)",
+                YOO_MODEL,
+                YOO_OBJ,
+                YOO_TRAIN,
+                yoo,
+            ),
+            (
+                "yoochoose-100k authors' params, full softmax",
+                YOO_MODEL,
+                ObjectiveConfig(negatives="full"),
+                YOO_TRAIN,
+                yoo,
+            ),
+            (
+                "yoochoose-100k faithful (B=128, sampled 2048)",
+                FAITHFUL_MODEL,
+                FAITHFUL_OBJ,
+                FAITHFUL_TRAIN,
+                yoo,
+            ),
+            (
+                "ML-100K faithful (B=128, sampled 2048)",
+                FAITHFUL_MODEL,
+                FAITHFUL_OBJ,
+                FAITHFUL_TRAIN,
+                ml_loo,
+            ),
+            (
+                "synthetic faithful (B=128, sampled 2048)",
+                FAITHFUL_MODEL,
+                FAITHFUL_OBJ,
+                FAITHFUL_TRAIN,
+                synth_split,
+            ),
+            (
+                "ML-100K faithful, autograd (fused off)",
+                FAITHFUL_MODEL,
+                FAITHFUL_OBJ,
+                {**FAITHFUL_TRAIN, "fused": False},
+                ml_loo,
+            ),
         ]
         for name, m, o, t, sp in runs:
-            rec = Recommender(m, o, TrainConfig(epochs=args.speed_epochs, progress=False, device="cpu", **t), seed=0)
+            rec = Recommender(
+                m,
+                o,
+                TrainConfig(epochs=args.speed_epochs, progress=False, device="cpu", **t),
+                seed=0,
+            )
             rows.append(fit_eval(name, rec, sp.train, sp.test, ["recall@20", "mrr@20"]))
             print(rows[-1]["run"], f"{rows[-1]['events/s']:,.0f} ev/s", flush=True)
         result["speed"] = rows
-        print("\n== speed (median events/s of epochs 2..; eval = full ranking)\n" + table(rows, ["run", "events/s", "eval_q/s", "recall@20", "mrr@20"]))
-        print("reference: official GRU4Rec PyTorch on this machine, yoochoose-100k authors' params:",
-              REFERENCE["official_yoochoose_events_per_s_2cores"], "events/s (2 cores)")
+        print(
+            "\n== speed (median events/s of epochs 2..; eval = full ranking)\n"
+            + table(rows, ["run", "events/s", "eval_q/s", "recall@20", "mrr@20"])
+        )
+        print(
+            "reference: official GRU4Rec PyTorch on this machine, yoochoose-100k authors' params:",
+            REFERENCE["official_yoochoose_events_per_s_2cores"],
+            "events/s (2 cores)",
+        )
 
     if "accuracy" in only:
         rows = []
         ep = args.epochs
-        rows.append(fit_eval("yoochoose-100k GRU4Rec sampled (authors' params)", Recommender(YOO_MODEL, YOO_OBJ, TrainConfig(epochs=ep, progress=False, device="cpu", **YOO_TRAIN), seed=0), yoo.train, yoo.test, ["recall@20", "mrr@20"]))
-        rows.append(fit_eval("yoochoose-100k GRU4Rec full softmax", Recommender(YOO_MODEL, ObjectiveConfig(negatives="full"), TrainConfig(epochs=ep, progress=False, device="cpu", **YOO_TRAIN), seed=0), yoo.train, yoo.test, ["recall@20", "mrr@20"]))
-        rows.append(fit_eval("yoochoose-100k popularity", Recommender(PopularityConfig()), yoo.train, yoo.test, ["recall@20", "mrr@20"]))
-        print("\n== yoochoose-100k (presplit, last day test; full ranking, conservative ties)\n" + table(rows, ["run", "train_s", "events/s", "recall@20", "mrr@20"]))
+        rows.append(
+            fit_eval(
+                "yoochoose-100k GRU4Rec sampled (authors' params)",
+                Recommender(
+                    YOO_MODEL,
+                    YOO_OBJ,
+                    TrainConfig(epochs=ep, progress=False, device="cpu", **YOO_TRAIN),
+                    seed=0,
+                ),
+                yoo.train,
+                yoo.test,
+                ["recall@20", "mrr@20"],
+            )
+        )
+        rows.append(
+            fit_eval(
+                "yoochoose-100k GRU4Rec full softmax",
+                Recommender(
+                    YOO_MODEL,
+                    ObjectiveConfig(negatives="full"),
+                    TrainConfig(epochs=ep, progress=False, device="cpu", **YOO_TRAIN),
+                    seed=0,
+                ),
+                yoo.train,
+                yoo.test,
+                ["recall@20", "mrr@20"],
+            )
+        )
+        rows.append(
+            fit_eval(
+                "yoochoose-100k popularity",
+                Recommender(PopularityConfig()),
+                yoo.train,
+                yoo.test,
+                ["recall@20", "mrr@20"],
+            )
+        )
+        print(
+            "\n== yoochoose-100k (presplit, last day test; full ranking, conservative ties)\n"
+            + table(rows, ["run", "train_s", "events/s", "recall@20", "mrr@20"])
+        )
         print("reference: official GRU4Rec, 10 epochs: recall@20 ~0.68, mrr@20 ~0.36")
         ml_rows = [
-            fit_eval("ML-100K LOO GRU4Rec", Recommender(ML_LOO_MODEL, ML_LOO_OBJ, TrainConfig(epochs=ep, progress=False, device="cpu", **ML_LOO_TRAIN), seed=0), ml_loo.train, ml_loo.test, LOO_METRICS),
-            fit_eval("ML-100K LOO popularity", Recommender(PopularityConfig()), ml_loo.train, ml_loo.test, LOO_METRICS),
+            fit_eval(
+                "ML-100K LOO GRU4Rec",
+                Recommender(
+                    ML_LOO_MODEL,
+                    ML_LOO_OBJ,
+                    TrainConfig(epochs=ep, progress=False, device="cpu", **ML_LOO_TRAIN),
+                    seed=0,
+                ),
+                ml_loo.train,
+                ml_loo.test,
+                LOO_METRICS,
+            ),
+            fit_eval(
+                "ML-100K LOO popularity",
+                Recommender(PopularityConfig()),
+                ml_loo.train,
+                ml_loo.test,
+                LOO_METRICS,
+            ),
         ]
-        print("\n== ML-100K leave-one-out (1,682 items ranked, seen items not masked)\n" + table(ml_rows, ["run", "train_s", "events/s", *LOO_METRICS]))
+        print(
+            "\n== ML-100K leave-one-out (1,682 items ranked, seen items not masked)\n"
+            + table(ml_rows, ["run", "train_s", "events/s", *LOO_METRICS])
+        )
         print("reference: RecBole 1.2.1 GRU4Rec: recall@20 ~0.19, ndcg@10 ~0.057, ~150 s/epoch")
         result["accuracy"] = rows + ml_rows
     out = Path(args.out)

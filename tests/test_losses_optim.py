@@ -20,14 +20,19 @@ def test_bpr_max_matches_loop_reference():
     for i in range(3):
         neg = [j for j in range(6) if j != i]
         s = torch.softmax(R[i, neg], 0)
-        ref += -torch.log((s * torch.sigmoid(R[i, i] - R[i, neg])).sum()) + 0.5 * (s * R[i, neg] ** 2).sum()
+        ref += (
+            -torch.log((s * torch.sigmoid(R[i, i] - R[i, neg])).sum())
+            + 0.5 * (s * R[i, neg] ** 2).sum()
+        )
     assert torch.allclose(got, ref, atol=1e-5)
 
 
 def test_logq_correction_uses_alpha_only_for_extra_samples():
     q = torch.tensor([2.0, 4.0, 8.0])
     c = logq_correction(q, 1, 0.5)
-    assert torch.allclose(c, torch.tensor([np.log(2.0), 0.5 * np.log(4.0), 0.5 * np.log(8.0)], dtype=torch.float32))
+    assert torch.allclose(
+        c, torch.tensor([np.log(2.0), 0.5 * np.log(4.0), 0.5 * np.log(8.0)], dtype=torch.float32)
+    )
 
 
 def test_sampler_follows_popularity_power_and_never_draws_padding():

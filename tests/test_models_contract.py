@@ -29,7 +29,9 @@ BANDS = {"gru4rec": (0.8, 1.0), "pop": (0.1, 0.35)}
 def synth():
     df = synthetic_sessions(n_sessions=1500, n_items=N_ITEMS, seed=3)
     test_ids = df.get_column("session_id").unique().sort()[-250:].implode()
-    return df.filter(~pl.col("session_id").is_in(test_ids)), df.filter(pl.col("session_id").is_in(test_ids))
+    return df.filter(~pl.col("session_id").is_in(test_ids)), df.filter(
+        pl.col("session_id").is_in(test_ids)
+    )
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -52,7 +54,10 @@ def test_learns_planted_task(fitted, synth):
 
 def test_batch_equals_single_query(fitted, synth):
     _, rec = fitted
-    sessions = [s.to_list() for s in synth[1].group_by("session_id", maintain_order=True).agg("item_id")["item_id"][:12]]
+    sessions = [
+        s.to_list()
+        for s in synth[1].group_by("session_id", maintain_order=True).agg("item_id")["item_id"][:12]
+    ]
     sessions = [s[: 1 + i % len(s)] for i, s in enumerate(sessions)]  # different lengths
     batch = rec.recommend_many(sessions, k=10)
     for s, (ids, scores) in zip(sessions, batch, strict=True):
@@ -66,7 +71,14 @@ def test_session_parallel_eval_equals_brute_force(fitted, synth):
     data, _ = _to_sequences(synth[1], rec.vocab_)
     data = data.select(np.arange(25))
     bf = np.sort(brute_force_ranks(rec.module_, data))
-    fast = np.sort(np.concatenate([target_ranks(s, t, mask=m).numpy() for s, t, m in iter_scores(rec.module_, data, batch_size=7)]))
+    fast = np.sort(
+        np.concatenate(
+            [
+                target_ranks(s, t, mask=m).numpy()
+                for s, t, m in iter_scores(rec.module_, data, batch_size=7)
+            ]
+        )
+    )
     assert len(bf) == data.target_mask().sum()
     np.testing.assert_allclose(bf, fast)
 
@@ -85,7 +97,9 @@ def test_unknown_and_empty_input(fitted):
     _, rec = fitted
     empty = rec.recommend([], k=5)
     assert empty.height == 5 and empty["rank"].to_list() == [1, 2, 3, 4, 5]
-    assert rec.recommend([-12345], k=5)["item_id"].to_list() == empty["item_id"].to_list()  # unknown dropped
+    assert (
+        rec.recommend([-12345], k=5)["item_id"].to_list() == empty["item_id"].to_list()
+    )  # unknown dropped
     with pytest.raises(UnknownItemError, match="-12345"):
         rec.recommend([-12345], k=5, unknown="error")
 
@@ -118,17 +132,31 @@ def test_unfitted_and_broken_artifacts(tmp_path):
 
 
 def test_gru4rec_training_changes_params_and_eval_does_not(synth):
-    rec = Recommender(GRU4RecConfig(layers=[16]), ObjectiveConfig(n_sample=16), TrainConfig(epochs=0, progress=False, device="cpu"), seed=1).fit(synth[0])
+    rec = Recommender(
+        GRU4RecConfig(layers=[16]),
+        ObjectiveConfig(n_sample=16),
+        TrainConfig(epochs=0, progress=False, device="cpu"),
+        seed=1,
+    ).fit(synth[0])
     before = {k: v.clone() for k, v in rec.module_.state_dict().items()}
     rec.evaluate(synth[1])
     assert all(torch.equal(before[k], v) for k, v in rec.module_.state_dict().items())
-    rec1 = Recommender(GRU4RecConfig(layers=[16]), ObjectiveConfig(n_sample=16), TrainConfig(epochs=1, progress=False, device="cpu"), seed=1).fit(synth[0])
+    rec1 = Recommender(
+        GRU4RecConfig(layers=[16]),
+        ObjectiveConfig(n_sample=16),
+        TrainConfig(epochs=1, progress=False, device="cpu"),
+        seed=1,
+    ).fit(synth[0])
     changed = [k for k, v in rec1.module_.state_dict().items() if not torch.equal(before[k], v)]
     assert set(changed) == set(before)  # every parameter learns
 
 
 def test_seed_makes_training_reproducible(synth):
-    cfg = (GRU4RecConfig(layers=[16], dropout_hidden=0.2), ObjectiveConfig(n_sample=16), TrainConfig(epochs=1, progress=False, device="cpu"))
+    cfg = (
+        GRU4RecConfig(layers=[16], dropout_hidden=0.2),
+        ObjectiveConfig(n_sample=16),
+        TrainConfig(epochs=1, progress=False, device="cpu"),
+    )
     a = Recommender(*cfg, seed=5).fit(synth[0]).module_.state_dict()
     b = Recommender(*cfg, seed=5).fit(synth[0]).module_.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -137,14 +165,30 @@ def test_seed_makes_training_reproducible(synth):
 @pytest.mark.parametrize(
     "model,obj",
     [
-        (GRU4RecConfig(layers=[32], constrained_embedding=False, embedding_dim=0), ObjectiveConfig(negatives="full")),
-        (GRU4RecConfig(layers=[32], constrained_embedding=False, embedding_dim=24), ObjectiveConfig(loss="bpr-max", n_sample=32)),
-        (GRU4RecConfig(layers=[32, 32], dropout_embed=0.1, dropout_hidden=0.1), ObjectiveConfig(n_sample=32, logq=1.0)),
+        (
+            GRU4RecConfig(layers=[32], constrained_embedding=False, embedding_dim=0),
+            ObjectiveConfig(negatives="full"),
+        ),
+        (
+            GRU4RecConfig(layers=[32], constrained_embedding=False, embedding_dim=24),
+            ObjectiveConfig(loss="bpr-max", n_sample=32),
+        ),
+        (
+            GRU4RecConfig(layers=[32, 32], dropout_embed=0.1, dropout_hidden=0.1),
+            ObjectiveConfig(n_sample=32, logq=1.0),
+        ),
     ],
     ids=["onehot-fullsoftmax", "embedding-bprmax", "2layers-logq"],
 )
 def test_gru4rec_variants_learn(model, obj, synth):
-    train = TrainConfig(epochs=3, batch_size=32, optimizer="adam" if obj.negatives == "full" else "adagrad", learning_rate=0.01 if obj.negatives == "full" else 0.1, progress=False, device="cpu")
+    train = TrainConfig(
+        epochs=3,
+        batch_size=32,
+        optimizer="adam" if obj.negatives == "full" else "adagrad",
+        learning_rate=0.01 if obj.negatives == "full" else 0.1,
+        progress=False,
+        device="cpu",
+    )
     rec = Recommender(model, obj, train, seed=0).fit(synth[0])
     assert rec.evaluate(synth[1]).metrics["recall@20"] > 0.5
 
@@ -152,9 +196,16 @@ def test_gru4rec_variants_learn(model, obj, synth):
 def test_unknown_targets_count_as_misses_or_are_dropped(fitted, synth):
     _, rec = fitted
     test = synth[1].head(40).with_columns(is_target=pl.lit(True))
-    test = test.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(-777).otherwise(pl.col("item_id")).alias("item_id"))
+    test = test.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(-777)
+        .otherwise(pl.col("item_id"))
+        .alias("item_id")
+    )
     miss = rec.evaluate(test)
     drop = rec.evaluate(test, unknown_targets="drop")
     assert miss.protocol["n_unknown_targets"] == 1
     assert miss.n_queries == drop.n_queries + 1
-    assert miss.metrics["recall@20"] == pytest.approx(drop.metrics["recall@20"] * drop.n_queries / miss.n_queries)
+    assert miss.metrics["recall@20"] == pytest.approx(
+        drop.metrics["recall@20"] * drop.n_queries / miss.n_queries
+    )

@@ -10,7 +10,9 @@ from seqrec.train import fused_gru_ce_step
 @pytest.mark.parametrize("full", [False, True])
 def test_fused_step_matches_autograd(constrained, full):
     torch.manual_seed(0)
-    cfg = GRU4RecConfig(layers=[8], constrained_embedding=constrained, embedding_dim=0 if constrained else 5)
+    cfg = GRU4RecConfig(
+        layers=[8], constrained_embedding=constrained, embedding_dim=0 if constrained else 5
+    )
     m = GRU4Rec(cfg, 20)
     n, M = 4, 20 if full else 11
     xe = torch.randn(n, 8 if constrained else 5, requires_grad=True)
@@ -30,7 +32,9 @@ def test_fused_step_matches_autograd(constrained, full):
     ref = {k: p.grad.clone() for k, p in m.cells[0].named_parameters()}
     for p in m.parameters():
         p.grad = None
-    got_loss, d_x, d_o, d_b, new_h = fused_gru_ce_step(m, xe.detach(), h, O.detach(), b.detach(), corr, tgt, 7.0)
+    got_loss, d_x, d_o, d_b, new_h = fused_gru_ce_step(
+        m, xe.detach(), h, O.detach(), b.detach(), corr, tgt, 7.0
+    )
     assert torch.allclose(got_loss, loss.detach(), atol=1e-6)
     assert torch.allclose(d_x, xe.grad, atol=1e-6)
     assert torch.allclose(d_o, O.grad, atol=1e-6)
@@ -44,6 +48,8 @@ def test_fused_dropout_scales_like_inverted_dropout():
     torch.manual_seed(0)
     m = GRU4Rec(GRU4RecConfig(layers=[6], dropout_hidden=0.5), 70)
     h = torch.zeros(64, 6)
-    _, _, _, _, out = fused_gru_ce_step(m, torch.randn(64, 6), h, torch.randn(70, 6), torch.zeros(70), None, None, 1.0)
+    _, _, _, _, out = fused_gru_ce_step(
+        m, torch.randn(64, 6), h, torch.randn(70, 6), torch.zeros(70), None, None, 1.0
+    )
     zero_frac = (out == 0).float().mean().item()
     assert 0.35 < zero_frac < 0.65

@@ -52,7 +52,9 @@ class EvalReport:
         w = max((len(k) for k in self.metrics), default=6)
         lines = [f"{'metric':<{w}}  value", f"{'-' * w}  ------"]
         lines += [f"{k:<{w}}  {v:.4f}" for k, v in self.metrics.items()]
-        lines.append(f"({self.n_queries} queries, {self.protocol['candidates']} ranking, ties={self.protocol['ties']})")
+        lines.append(
+            f"({self.n_queries} queries, {self.protocol['candidates']} ranking, ties={self.protocol['ties']})"
+        )
         return "\n".join(lines)
 
 
@@ -152,17 +154,23 @@ def evaluate(
     if not (candidates == "full" or (isinstance(candidates, int) and candidates > 0)):
         raise ConfigError(f"candidates must be 'full' or a positive int, got {candidates!r}")
     if len(data) == 0:
-        raise DataError("evaluation data has no sessions; check the split and the vocabulary filter")
+        raise DataError(
+            "evaluation data has no sessions; check the split and the vocabulary filter"
+        )
     acc = RankAccumulator()
     gen = torch.Generator().manual_seed(seed if seed is not None else 0)
     t0 = time.perf_counter()
     n_targets = int(data.target_mask().sum())
     bar = tqdm(total=n_targets, desc="evaluate", unit="q", disable=not progress, leave=False)
-    for scores, targets, mask in iter_scores(module, data, batch_size=batch_size, exclude_seen=exclude_seen):
+    for scores, targets, mask in iter_scores(
+        module, data, batch_size=batch_size, exclude_seen=exclude_seen
+    ):
         if candidates == "full":
             ranks = target_ranks(scores, targets, ties=ties, mask=mask)
         else:
-            cand = torch.randint(1, scores.shape[1], (len(targets), candidates), generator=gen).to(scores.device)
+            cand = torch.randint(1, scores.shape[1], (len(targets), candidates), generator=gen).to(
+                scores.device
+            )
             ranks = sampled_target_ranks(scores, targets, cand, ties=ties)
         acc.add(ranks)
         bar.update(len(targets))
@@ -179,7 +187,9 @@ def evaluate(
         "ties": ties,
         "exclude_seen": exclude_seen,
         "padding_masked": True,
-        "targets": "is_target flags" if data.is_target is not None else "every event after the first",
+        "targets": "is_target flags"
+        if data.is_target is not None
+        else "every event after the first",
         "n_items_ranked": int(data.n_items - 1),
         "metrics": list(metrics),
     }
@@ -191,7 +201,9 @@ def evaluate(
     return EvalReport(metrics=result, protocol=protocol, n_queries=acc.n, seconds=dt)
 
 
-def brute_force_ranks(module: nn.Module, data: SequenceData, *, ties: Ties = "conservative") -> np.ndarray:
+def brute_force_ranks(
+    module: nn.Module, data: SequenceData, *, ties: Ties = "conservative"
+) -> np.ndarray:
     """Reference ranks computed one query at a time from the padded prefix (for tests)."""
     flags = data.target_mask()
     out = []

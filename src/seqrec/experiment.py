@@ -77,12 +77,14 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from seqrec._io import replace_dir
 from seqrec.columns import Columns
 from seqrec.evaluate import EvalReport, Ties
 from seqrec.exceptions import ConfigError, DataError, SeqrecError
 from seqrec.losses import ObjectiveConfig
 from seqrec.metrics import parse_metrics
 from seqrec.models import MODELS, GRU4RecConfig, ModelConfig
+from seqrec.preprocess import event_counts
 from seqrec.recommender import Recommender
 from seqrec.train import TrainConfig
 
@@ -634,14 +636,7 @@ def grid(
 
 
 # ======================================================================== data prep
-def _counts(df: pl.DataFrame) -> dict[str, int]:
-    return {
-        "events": df.height,
-        "sessions": df.get_column(Columns.session).n_unique()
-        if Columns.session in df.columns
-        else 0,
-        "items": df.get_column(Columns.item).n_unique() if Columns.item in df.columns else 0,
-    }
+_counts = event_counts  # shared with the preprocessor
 
 
 def read_data(cfg: DataConfig) -> pl.DataFrame:
@@ -1053,7 +1048,7 @@ def run(
     try:
         with _RunLog(tmp / LOG_FILE):
             result = _run_into(cfg, tmp, progress=progress)
-        _move_into_place(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -1159,17 +1154,6 @@ def _run_into(cfg: ExperimentConfig, tmp: Path, *, progress: bool) -> RunResult:
     )
     logger.info("finished in %.1fs", timings["total"])
     return RunResult(out_dir=tmp, config=cfg, metrics=metrics, reports=reports, recommender=rec)
-
-
-def _move_into_place(tmp: Path, dest: Path) -> None:
-    """Rename ``tmp`` to ``dest``; an existing ``dest`` is removed only after the swap."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dest)
 
 
 # =========================================================================== run_grid

@@ -91,7 +91,10 @@ class PopularitySampler:
 
     def _refill(self) -> None:
         u = torch.rand(
-            self.n_batches * self.n_sample, generator=self.generator, dtype=torch.float64, device="cpu"
+            self.n_batches * self.n_sample,
+            generator=self.generator,
+            dtype=torch.float64,
+            device="cpu",
         ).to(self.device)
         idx = torch.searchsorted(self._cdf, u, right=True)
         self._cache = idx.clamp_(max=len(self._cdf) - 1).view(self.n_batches, self.n_sample)
@@ -121,7 +124,9 @@ def sampled_cross_entropy(scores: Tensor, *, reduction: Literal["sum", "mean"] =
     return F.cross_entropy(scores, torch.arange(n, device=scores.device), reduction=reduction)
 
 
-def full_cross_entropy(scores: Tensor, targets: Tensor, *, reduction: Literal["sum", "mean"] = "sum") -> Tensor:
+def full_cross_entropy(
+    scores: Tensor, targets: Tensor, *, reduction: Literal["sum", "mean"] = "sum"
+) -> Tensor:
     """Softmax cross-entropy over all items. scores: (n, N) (padding already masked); targets: (n,)."""
     return F.cross_entropy(scores, targets, reduction=reduction)
 

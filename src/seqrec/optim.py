@@ -39,11 +39,21 @@ class IndexedAdagradM:
     the rows in the batch.
     """
 
-    def __init__(self, dense: Sequence[Tensor], tables: Sequence[Tensor], *, lr: float, momentum: float = 0.0, eps: float = 1e-6) -> None:
+    def __init__(
+        self,
+        dense: Sequence[Tensor],
+        tables: Sequence[Tensor],
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        eps: float = 1e-6,
+    ) -> None:
         self.dense = list(dense)
         self.lr, self.momentum, self.eps = lr, momentum, eps
         self.acc = {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]}
-        self.mom = {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]} if momentum > 0 else {}
+        self.mom = (
+            {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]} if momentum > 0 else {}
+        )
 
     @torch.no_grad()
     def step_dense(self) -> None:
@@ -64,7 +74,9 @@ class IndexedAdagradM:
             torch._foreach_addcdiv_(ps, gs, denom, value=-self.lr)
 
     @torch.no_grad()
-    def step_rows(self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False) -> None:
+    def step_rows(
+        self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False
+    ) -> None:
         if not coalesced:
             ids, grads = coalesce_rows(ids, grads, table.shape[0])
         acc = self.acc[id(table)]
@@ -87,13 +99,24 @@ class IndexedAdam:
     the usual update. With full-softmax training every row is touched each step, which makes
     it identical to dense Adam."""
 
-    def __init__(self, dense: Sequence[Tensor], tables: Sequence[Tensor], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        dense: Sequence[Tensor],
+        tables: Sequence[Tensor],
+        *,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         self.dense = list(dense)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         params = [*self.dense, *tables]
         self.m = {id(p): torch.zeros_like(p) for p in params}
         self.v = {id(p): torch.zeros_like(p) for p in params}
-        self.t = {id(p): torch.zeros(p.shape[0], dtype=torch.float32, device=p.device) for p in tables}
+        self.t = {
+            id(p): torch.zeros(p.shape[0], dtype=torch.float32, device=p.device) for p in tables
+        }
         self.t_dense = 0
 
     @torch.no_grad()
@@ -119,7 +142,9 @@ class IndexedAdam:
         torch._foreach_addcdiv_(ps, ms, denom, value=-self.lr / c1)
 
     @torch.no_grad()
-    def step_rows(self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False) -> None:
+    def step_rows(
+        self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False
+    ) -> None:
         if not coalesced:
             ids, grads = coalesce_rows(ids, grads, table.shape[0])
         b1, b2 = self.betas

@@ -253,7 +253,8 @@ def build_steps(specs: Sequence[Mapping[str, Any]]) -> list[Step]:
 
 
 # ----------------------------------------------------------------------- preprocessor
-def _counts(df: pl.DataFrame) -> dict[str, int]:
+def event_counts(df: pl.DataFrame) -> dict[str, int]:
+    """Events, distinct sessions and distinct items of a canonical frame."""
     return {
         "events": df.height,
         "sessions": df.get_column(Columns.session).n_unique()
@@ -308,14 +309,14 @@ class Preprocessor:
         for step in self.steps:
             if not callable(step):
                 raise ConfigError(f"preprocessing steps must be callables df -> df, got {step!r}")
-        history = [{"round": 0, **_counts(df)}]
+        history = [{"round": 0, **event_counts(df)}]
         rounds = self.max_rounds if self.until_stable else 1
         converged = not self.until_stable
         for r in range(1, rounds + 1):
             before = df.height
             for step in self.steps:
                 df = step(df)
-            history.append({"round": r, **_counts(df)})
+            history.append({"round": r, **event_counts(df)})
             if df.height == before and self.until_stable:
                 converged = True
                 break

@@ -12,7 +12,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from seqrec._io import replace_dir
 from seqrec.columns import Columns
 from seqrec.data.sequences import SequenceData
 from seqrec.data.vocab import Vocabulary
@@ -58,7 +58,11 @@ def _to_sequences(data: pl.DataFrame | SequenceData, vocab: Vocabulary) -> tuple
         raise DataError(f"expected a polars DataFrame or SequenceData, got {type(data).__name__}")
     if data.height == 0:
         raise DataError("the interaction log is empty")
-    n_unknown = int((vocab.lookup(data.get_column(Columns.item).to_numpy()) == 0).sum()) if Columns.item in data.columns else 0
+    n_unknown = (
+        int((vocab.lookup(data.get_column(Columns.item).to_numpy()) == 0).sum())
+        if Columns.item in data.columns
+        else 0
+    )
     return SequenceData.from_frame(data, vocab, unknown="drop"), n_unknown
 
 
@@ -109,10 +113,14 @@ class Recommender:
     # ---------------------------------------------------------------- config
     @property
     def config(self) -> RecommenderConfig:
-        return RecommenderConfig(model=self.model, objective=self.objective, train=self.train, seed=self.seed)
+        return RecommenderConfig(
+            model=self.model, objective=self.objective, train=self.train, seed=self.seed
+        )
 
     @classmethod
-    def from_config(cls, config: RecommenderConfig | dict[str, Any], *, device: str | None = None) -> Recommender:
+    def from_config(
+        cls, config: RecommenderConfig | dict[str, Any], *, device: str | None = None
+    ) -> Recommender:
         if isinstance(config, dict):
             try:
                 config = RecommenderConfig.model_validate(config)
@@ -138,11 +146,15 @@ class Recommender:
         """
         if isinstance(train, SequenceData):
             if vocab is None:
-                raise DataError("fit(SequenceData) needs the vocabulary it was built with: pass vocab=")
+                raise DataError(
+                    "fit(SequenceData) needs the vocabulary it was built with: pass vocab="
+                )
             self.vocab_ = vocab
         else:
             if not isinstance(train, pl.DataFrame) or train.height == 0:
-                raise DataError("the training log is empty; check the file and the cleaning filters")
+                raise DataError(
+                    "the training log is empty; check the file and the cleaning filters"
+                )
             self.vocab_ = vocab or Vocabulary.fit(train.get_column(Columns.item))
         data, _ = _to_sequences(train, self.vocab_)
         if data.n_events == 0:
@@ -166,9 +178,13 @@ class Recommender:
                 metric = self.train.valid_metric
 
                 def validate(m: nn.Module) -> dict[str, float]:
-                    return evaluate(m, valid_data, metrics=[metric], batch_size=self.train.eval_batch_size).metrics
+                    return evaluate(
+                        m, valid_data, metrics=[metric], batch_size=self.train.eval_batch_size
+                    ).metrics
 
-            self.history_ = fit_session_parallel(module, data, self.objective, self.train, seed=self.seed, validate=validate)
+            self.history_ = fit_session_parallel(
+                module, data, self.objective, self.train, seed=self.seed, validate=validate
+            )
         module.eval()
         self.module_ = module
         self.fit_info_ = {
@@ -181,21 +197,34 @@ class Recommender:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
-            raise NotFittedError("this Recommender is not fitted: call fit() or Recommender.load() first")
+            raise NotFittedError(
+                "this Recommender is not fitted: call fit() or Recommender.load() first"
+            )
 
     # ------------------------------------------------------------- inference
-    def _encode_sessions(self, sessions: Sequence[Sequence[Any]], unknown: Literal["drop", "error"]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = [self.vocab_.encode(np.asarray(s) if len(s) else np.asarray([], dtype=np.int64), unknown=unknown) for s in sessions]
+    def _encode_sessions(
+        self, sessions: Sequence[Sequence[Any]], unknown: Literal["drop", "error"]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = [
+            self.vocab_.encode(
+                np.asarray(s) if len(s) else np.asarray([], dtype=np.int64), unknown=unknown
+            )
+            for s in sessions
+        ]
         lengths = np.array([len(i) for i in idx], dtype=np.int64)
         T = max(1, int(lengths.max()) if len(lengths) else 1)
         items = np.zeros((len(idx), T), dtype=np.int64)
         for r, i in enumerate(idx):  # per query, at the API edge only
             if len(i):
                 items[r, T - len(i) :] = i
-        dev = next(iter(self.module_.buffers()), next(iter(self.module_.parameters()), torch.zeros(0))).device
+        dev = next(
+            iter(self.module_.buffers()), next(iter(self.module_.parameters()), torch.zeros(0))
+        ).device
         return torch.from_numpy(items).to(dev), torch.from_numpy(lengths).to(dev)
 
-    def score_sessions(self, sessions: Sequence[Sequence[Any]], *, unknown: Literal["drop", "error"] = "drop") -> torch.Tensor:
+    def score_sessions(
+        self, sessions: Sequence[Sequence[Any]], *, unknown: Literal["drop", "error"] = "drop"
+    ) -> torch.Tensor:
         """Scores (n_sessions, n_items) for the next item of each session (external ids in)."""
         self._check_fitted()
         items, lengths = self._encode_sessions(sessions, unknown)
@@ -226,7 +255,9 @@ class Recommender:
             scores.scatter_(1, items, float("-inf"))
             scores[:, 0] = float("-inf")
         if candidates is not None:
-            cand = torch.from_numpy(self.vocab_.encode(np.asarray(list(candidates)), unknown="drop")).to(scores.device)
+            cand = torch.from_numpy(
+                self.vocab_.encode(np.asarray(list(candidates)), unknown="drop")
+            ).to(scores.device)
             allowed = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
             allowed[cand] = True
             scores = scores.masked_fill(~allowed, float("-inf"))
@@ -243,7 +274,13 @@ class Recommender:
         """Top-``k`` next items for one live session (external ids), as a frame
         ``rank, item_id, score``."""
         ids, scores = self.recommend_many([list(session_items)], k, **kwargs)[0]
-        return pl.DataFrame({"rank": np.arange(1, len(ids) + 1), Columns.item: ids, "score": scores.astype(np.float64)})
+        return pl.DataFrame(
+            {
+                "rank": np.arange(1, len(ids) + 1),
+                Columns.item: ids,
+                "score": scores.astype(np.float64),
+            }
+        )
 
     def evaluate(
         self,
@@ -269,13 +306,23 @@ class Recommender:
         n_unknown_targets = 0
         if isinstance(test, pl.DataFrame) and "is_target" in test.columns and n_unknown:
             unknown = self.vocab_.lookup(test.get_column(Columns.item).to_numpy()) == 0
-            n_unknown_targets = int((unknown & test.get_column("is_target").to_numpy().astype(bool)).sum())
+            n_unknown_targets = int(
+                (unknown & test.get_column("is_target").to_numpy().astype(bool)).sum()
+            )
         return evaluate(
-            self.module_, data, metrics=metrics, ties=ties, exclude_seen=exclude_seen,
-            candidates=candidates, batch_size=self.train.eval_batch_size, split=split,
-            progress=progress, n_unknown_dropped=n_unknown,
+            self.module_,
+            data,
+            metrics=metrics,
+            ties=ties,
+            exclude_seen=exclude_seen,
+            candidates=candidates,
+            batch_size=self.train.eval_batch_size,
+            split=split,
+            progress=progress,
+            n_unknown_dropped=n_unknown,
             extra_misses=n_unknown_targets if unknown_targets == "miss" else 0,
-            unknown_targets=unknown_targets, n_unknown_targets=n_unknown_targets,
+            unknown_targets=unknown_targets,
+            n_unknown_targets=n_unknown_targets,
         )
 
     # ------------------------------------------------------------------- I/O
@@ -300,7 +347,7 @@ class Recommender:
                 **(metadata or {}),
             }
             (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=float))
-            _replace_dir(tmp, path)
+            replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -322,7 +369,9 @@ class Recommender:
         except (ValueError, ValidationError) as e:
             raise ArtifactError(f"{path}: unreadable config/metadata ({e})") from e
         if meta.get("artifact_version") != ARTIFACT_VERSION:
-            raise ArtifactError(f"{path}: artifact version {meta.get('artifact_version')} is not supported (expected {ARTIFACT_VERSION})")
+            raise ArtifactError(
+                f"{path}: artifact version {meta.get('artifact_version')} is not supported (expected {ARTIFACT_VERSION})"
+            )
         rec = cls.from_config(cfg, device=device)
         rec.vocab_ = Vocabulary.load(path / "vocab.json")
         module = MODELS[cfg.model.name][1](cfg.model, rec.vocab_.n_items)
@@ -335,17 +384,6 @@ class Recommender:
         rec.history_ = []
         rec.metadata_ = meta
         return rec
-
-
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    """Move ``tmp`` to ``dest`` atomically; an existing ``dest`` is replaced only after."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dest)
 
 
 def _version() -> str:

@@ -87,7 +87,9 @@ def resolve_device(device: str) -> torch.device:
     except RuntimeError as e:
         raise SeqrecError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SeqrecError(f"device {device!r} asked for but CUDA is not available; use device='cpu'")
+        raise SeqrecError(
+            f"device {device!r} asked for but CUDA is not available; use device='cpu'"
+        )
     return dev
 
 
@@ -253,7 +255,9 @@ def fit_session_parallel(
     """
     device = next(model.parameters()).device
     gen = torch.Generator(device="cpu")
-    gen.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None else torch.seed())
+    gen.manual_seed(
+        int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None else torch.seed()
+    )
     sched = _TorchSchedule(session_parallel_schedule(data, config.batch_size), device)
     counts = data.item_counts()
     q = torch.tensor(np.maximum(counts, 1), dtype=torch.float32, device=device)
@@ -261,14 +265,20 @@ def fit_session_parallel(
     sampler = None
     if sampled and objective.n_sample > 0:
         sampler = PopularitySampler(
-            counts, objective.n_sample, objective.sample_alpha,
-            cache_size=objective.sample_cache_size, generator=gen, device=device,
+            counts,
+            objective.n_sample,
+            objective.sample_alpha,
+            cache_size=objective.sample_cache_size,
+            generator=gen,
+            device=device,
         )
     use_logq = sampled and objective.loss == "cross-entropy" and objective.logq > 0
     tables = _sparse_tables(model)
     dense = [p for p in model.parameters() if all(p is not t for t in tables)]
     if config.optimizer == "adagrad":
-        opt: IndexedAdagradM | IndexedAdam = IndexedAdagradM(dense, tables, lr=config.learning_rate, momentum=config.momentum)
+        opt: IndexedAdagradM | IndexedAdam = IndexedAdagradM(
+            dense, tables, lr=config.learning_rate, momentum=config.momentum
+        )
     else:
         opt = IndexedAdam(dense, tables, lr=config.learning_rate, weight_decay=config.weight_decay)
     constrained = model.config.input_mode == "constrained"
@@ -287,7 +297,14 @@ def fit_session_parallel(
             t0 = time.perf_counter()
             H = model.init_hidden(sched.offsets[1] - sched.offsets[0], device)
             loss_sum = torch.zeros((), device=device)
-            bar = tqdm(total=sched.n_events, desc=f"epoch {epoch}", unit="ev", disable=not config.progress, leave=False, mininterval=1.0)
+            bar = tqdm(
+                total=sched.n_events,
+                desc=f"epoch {epoch}",
+                unit="ev",
+                disable=not config.progress,
+                leave=False,
+                mininterval=1.0,
+            )
             for t in range(sched.n_steps):
                 a, b = sched.offsets[t], sched.offsets[t + 1]
                 H = [h.detach() for h in H]  # truncated BPTT of one step, as official
@@ -313,10 +330,21 @@ def fit_session_parallel(
                     rows = Wy.detach()[out_ids].requires_grad_(not fused)
                     xe, O = xrows, rows
                 bias_rows = By.detach()[out_ids]
-                corr = objective.logq * logq_correction(q[out_ids], n, objective.sample_alpha) if use_logq else None
+                corr = (
+                    objective.logq * logq_correction(q[out_ids], n, objective.sample_alpha)
+                    if use_logq
+                    else None
+                )
                 if fused:
                     loss, d_x, d_o, d_b, H[0] = fused_gru_ce_step(
-                        model, xe.detach(), H[0], O.detach(), bias_rows, corr, None if sampled else y - 1, bs
+                        model,
+                        xe.detach(),
+                        H[0],
+                        O.detach(),
+                        bias_rows,
+                        corr,
+                        None if sampled else y - 1,
+                        bs,
                     )
                     if constrained:
                         rows_grad = torch.cat([d_x, d_o])
@@ -355,14 +383,20 @@ def fit_session_parallel(
             loss_avg = float(loss_sum) / sched.n_events
             dt = time.perf_counter() - t0
             if not math.isfinite(loss_avg):
-                raise SeqrecError(f"training diverged (loss {loss_avg}) in epoch {epoch}; lower learning_rate")
+                raise SeqrecError(
+                    f"training diverged (loss {loss_avg}) in epoch {epoch}; lower learning_rate"
+                )
             log = EpochLog(epoch, loss_avg, sched.n_events, dt)
             if validate is not None:
                 model.eval()
                 log.valid = validate(model)
             history.append(log)
             logger.info(
-                "epoch %d loss %.4f %.1fs %.0f ev/s %s", epoch, loss_avg, dt, log.events_per_second,
+                "epoch %d loss %.4f %.1fs %.0f ev/s %s",
+                epoch,
+                loss_avg,
+                dt,
+                log.events_per_second,
                 " ".join(f"{k}={v:.4f}" for k, v in log.valid.items()),
             )
             if validate is not None and config.patience > 0:
@@ -373,7 +407,12 @@ def fit_session_parallel(
                 else:
                     bad_epochs += 1
                     if bad_epochs >= config.patience:
-                        logger.info("early stop after epoch %d (best %s %.4f)", epoch, config.valid_metric, best)
+                        logger.info(
+                            "early stop after epoch %d (best %s %.4f)",
+                            epoch,
+                            config.valid_metric,
+                            best,
+                        )
                         break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -65,7 +65,10 @@ def test_target_mask_default_and_explicit():
     assert sd.target_mask().tolist() == [False, True, True, False, False, True]
 
 
-@given(st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=6), min_size=1, max_size=12), st.data())
+@given(
+    st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=6), min_size=1, max_size=12),
+    st.data(),
+)
 @settings(max_examples=60, deadline=None)
 def test_ragged_take_matches_python(seqs, data):
     sd = SequenceData.from_lists(seqs, n_items=10)

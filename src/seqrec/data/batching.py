@@ -95,7 +95,6 @@ def session_parallel_schedule(
     fresh = np.ones(n_slots, dtype=bool)
 
     in_blocks: list[np.ndarray] = []
-    pos_blocks: list[np.ndarray] = []
     reset_blocks: list[np.ndarray] = []
     keeps: list[np.ndarray | None] = []
     step_sizes: list[np.ndarray] = []

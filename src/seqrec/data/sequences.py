@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,16 +96,18 @@ class SequenceData:
         n_unknown = int((idx == 0).sum())
         if n_unknown and unknown == "error":
             vocab.encode(df.get_column(Columns.item).to_numpy(), unknown="error")
-        frame = df.with_columns(pl.Series("_idx", idx.astype(np.int32)), pl.int_range(pl.len()).alias("_row"))
+        frame = df.with_columns(
+            pl.Series("_idx", idx.astype(np.int32)), pl.int_range(pl.len()).alias("_row")
+        )
         if n_unknown:
             logger.info("dropped %d event(s) with items not in the vocabulary", n_unknown)
             frame = frame.filter(pl.col("_idx") > 0)
         sort_cols = [group_by, Columns.time, "_row"] if has_time else [group_by, "_row"]
         frame = frame.sort(sort_cols)
         keys = frame.get_column(group_by)
-        lengths_frame = (
-            frame.group_by(group_by, maintain_order=True)
-            .agg(pl.len().alias("_n"), (pl.col(Columns.time).min() if has_time else pl.col("_row").min()).alias("_t0"))
+        lengths_frame = frame.group_by(group_by, maintain_order=True).agg(
+            pl.len().alias("_n"),
+            (pl.col(Columns.time).min() if has_time else pl.col("_row").min()).alias("_t0"),
         )
         if min_length > 1:
             keep = lengths_frame.filter(pl.col("_n") >= min_length).get_column(group_by)
@@ -148,7 +149,9 @@ class SequenceData:
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        items = np.fromiter((i for s in sequences for i in s), dtype=np.int32, count=int(offsets[-1]))
+        items = np.fromiter(
+            (i for s in sequences for i in s), dtype=np.int32, count=int(offsets[-1])
+        )
         if n_items is None:
             n_items = int(items.max()) + 1 if len(items) else 1
         return cls(items=items, offsets=offsets, n_items=n_items)
@@ -201,4 +204,6 @@ class SequenceData:
         return np.bincount(self.items, minlength=self.n_items)
 
     def __repr__(self) -> str:
-        return f"SequenceData({len(self)} sequences, {self.n_events} events, n_items={self.n_items})"
+        return (
+            f"SequenceData({len(self)} sequences, {self.n_events} events, n_items={self.n_items})"
+        )

@@ -53,7 +53,9 @@ class Vocabulary:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def fit(cls, ids: Iterable[object] | np.ndarray | pl.Series, *, min_count: int = 1) -> Vocabulary:
+    def fit(
+        cls, ids: Iterable[object] | np.ndarray | pl.Series, *, min_count: int = 1
+    ) -> Vocabulary:
         """Build a vocabulary from observed ids, ordered by decreasing frequency (ties by id).
 
         Parameters
@@ -63,7 +65,11 @@ class Vocabulary:
         min_count
             Ids seen fewer times are left out (they become unknown).
         """
-        s = ids if isinstance(ids, pl.Series) else pl.Series("id", np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids))
+        s = (
+            ids
+            if isinstance(ids, pl.Series)
+            else pl.Series("id", np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids))
+        )
         counts = s.value_counts(name="n").filter(pl.col("n") >= min_count)
         counts = counts.sort(["n", counts.columns[0]], descending=[True, False])
         return cls(counts.get_column(counts.columns[0]).to_numpy())
@@ -99,7 +105,9 @@ class Vocabulary:
         found = self._sorted[pos_c] == arr
         return np.where(found, self._sorted_index[pos_c], 0)
 
-    def encode(self, ids: Iterable[object] | np.ndarray, *, unknown: UnknownPolicy = "drop") -> np.ndarray:
+    def encode(
+        self, ids: Iterable[object] | np.ndarray, *, unknown: UnknownPolicy = "drop"
+    ) -> np.ndarray:
         """Map external ids to indices.
 
         Parameters

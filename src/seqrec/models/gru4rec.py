@@ -92,7 +92,8 @@ class GRU4Rec(nn.Module):
             n_in = layers[-1]
         first = 1 if mode == "onehot" else 0
         self.cells = nn.ModuleList(
-            nn.GRUCell(layers[i - 1] if i > 0 else n_in, layers[i]) for i in range(first, len(layers))
+            nn.GRUCell(layers[i - 1] if i > 0 else n_in, layers[i])
+            for i in range(first, len(layers))
         )
         self.drop_embed = nn.Dropout(config.dropout_embed)
         self.drop_hidden = nn.Dropout(config.dropout_hidden)
@@ -134,7 +135,9 @@ class GRU4Rec(nn.Module):
         return self.Wy if mode == "constrained" else (self.E if mode == "embedding" else self.Wx0)
 
     def init_hidden(self, batch_size: int, device: torch.device | None = None) -> list[Tensor]:
-        return [torch.zeros(batch_size, h, device=device or self.Wy.device) for h in self.config.layers]
+        return [
+            torch.zeros(batch_size, h, device=device or self.Wy.device) for h in self.config.layers
+        ]
 
     def step(self, x_emb: Tensor, hidden: list[Tensor]) -> Tensor:
         """One time step from looked-up input rows.
