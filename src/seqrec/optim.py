@@ -25,7 +25,7 @@ def coalesce_rows(ids: Tensor, grads: Tensor, n_rows: int | None = None) -> tupl
         dense = torch.zeros(n_rows, *grads.shape[1:], dtype=grads.dtype, device=grads.device)
         dense.index_add_(0, ids, grads)
         uniq = torch.bincount(ids, minlength=n_rows).nonzero().squeeze(1)
-        return uniq, dense[uniq]
+        return uniq, dense.index_select(0, uniq)
     uniq, inv = torch.unique(ids, return_inverse=True)
     out = torch.zeros(len(uniq), *grads.shape[1:], dtype=grads.dtype, device=grads.device)
     out.index_add_(0, inv, grads)
@@ -80,13 +80,14 @@ class IndexedAdagradM:
         if not coalesced:
             ids, grads = coalesce_rows(ids, grads, table.shape[0])
         acc = self.acc[id(table)]
-        a = acc[ids].addcmul_(grads, grads)
-        acc[ids] = a
+        # index_select / index_copy_ are much cheaper than advanced indexing for row blocks
+        a = acc.index_select(0, ids).addcmul_(grads, grads)
+        acc.index_copy_(0, ids, a)
         upd = grads.div_(a.add_(self.eps).sqrt_()).mul_(-self.lr)
         if self.momentum > 0:
             mom = self.mom[id(table)]
-            v = mom[ids].mul_(self.momentum).add_(upd)
-            mom[ids] = v
+            v = mom.index_select(0, ids).mul_(self.momentum).add_(upd)
+            mom.index_copy_(0, ids, v)
             upd = v
         table.index_add_(0, ids, upd)
 

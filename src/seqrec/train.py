@@ -323,13 +323,13 @@ def fit_session_parallel(
                     out_ids = all_items
                 if constrained:
                     row_ids = torch.cat([x, out_ids])
-                    rows = Wy.detach()[row_ids].requires_grad_(not fused)
+                    rows = Wy.detach().index_select(0, row_ids).requires_grad_(not fused)
                     xe, O = rows.split([n, len(out_ids)])
                 else:
-                    xrows = table.detach()[x].requires_grad_(not fused)
-                    rows = Wy.detach()[out_ids].requires_grad_(not fused)
+                    xrows = table.detach().index_select(0, x).requires_grad_(not fused)
+                    rows = Wy.detach().index_select(0, out_ids).requires_grad_(not fused)
                     xe, O = xrows, rows
-                bias_rows = By.detach()[out_ids]
+                bias_rows = By.detach().index_select(0, out_ids)
                 corr = (
                     objective.logq * logq_correction(q[out_ids], n, objective.sample_alpha)
                     if use_logq
