@@ -89,7 +89,8 @@ class IndexedAdagradM:
             v = mom.index_select(0, ids).mul_(self.momentum).add_(upd)
             mom.index_copy_(0, ids, v)
             upd = v
-        table.index_add_(0, ids, upd)
+        # ids are unique here: gather + add + copy beats the serial scatter of index_add_
+        table.index_copy_(0, ids, table.index_select(0, ids).add_(upd))
 
     def state_dict(self) -> dict[str, object]:
         return {"lr": self.lr, "momentum": self.momentum, "eps": self.eps}
