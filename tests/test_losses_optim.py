@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from seqrec.losses import PopularitySampler, bpr_max, logq_correction, sampled_cross_entropy
@@ -75,3 +76,20 @@ def test_indexed_adam_equals_torch_adam_when_all_rows_touched():
         W2.grad = g.clone()
         ref.step()
     assert torch.allclose(W1, W2.detach(), atol=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_adagrad_dense_touched_path_equals_row_sparse_path(momentum):
+    # a 50-entry bias vector takes the masked dense path (many rows touched), a 500-entry one the
+    # gather/scatter path; both must apply the same lazy row-sparse rule
+    torch.manual_seed(0)
+    small = torch.randn(50)
+    big = torch.cat([small.clone(), torch.randn(450)])
+    o_small = IndexedAdagradM([], [small], lr=0.1, momentum=momentum)
+    o_big = IndexedAdagradM([], [big], lr=0.1, momentum=momentum)
+    for _ in range(6):
+        ids = torch.randint(0, 50, (20,))
+        g = torch.randn(20)
+        o_small.step_rows(small, ids, g.clone())
+        o_big.step_rows(big, ids, g.clone())
+    assert torch.allclose(small, big[:50], atol=1e-6)

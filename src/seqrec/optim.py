@@ -77,20 +77,47 @@ class IndexedAdagradM:
     def step_rows(
         self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False
     ) -> None:
+        n_rows = table.shape[0]
+        if table.dim() == 1 and n_rows <= 4 * len(ids):  # measured: wins for bias vectors only
+            self._step_touched_dense(table, ids, grads)
+            return
         if not coalesced:
-            ids, grads = coalesce_rows(ids, grads, table.shape[0])
+            ids, grads = coalesce_rows(ids, grads, n_rows)
         acc = self.acc[id(table)]
         # index_select / index_copy_ are much cheaper than advanced indexing for row blocks
         a = acc.index_select(0, ids).addcmul_(grads, grads)
         acc.index_copy_(0, ids, a)
-        upd = grads.div_(a.add_(self.eps).sqrt_()).mul_(-self.lr)
+        a.add_(self.eps).sqrt_()
         if self.momentum > 0:
             mom = self.mom[id(table)]
-            v = mom.index_select(0, ids).mul_(self.momentum).add_(upd)
-            mom.index_copy_(0, ids, v)
-            upd = v
+            upd = mom.index_select(0, ids).mul_(self.momentum).addcdiv_(grads, a, value=-self.lr)
+            mom.index_copy_(0, ids, upd)
+        else:
+            upd = grads.div_(a).mul_(-self.lr)
         # ids are unique here: gather + add + copy beats the serial scatter of index_add_
         table.index_copy_(0, ids, table.index_select(0, ids).add_(upd))
+
+    def _step_touched_dense(self, table: Tensor, ids: Tensor, grads: Tensor) -> None:
+        """The same update over the whole (small) table, masked to the touched rows.
+
+        Used when the batch touches a large share of the table: a handful of dense passes
+        beat gathering and scattering most of the rows. Untouched rows get a zero gradient,
+        which leaves ``acc`` unchanged, and a momentum factor of 1 and a zero step, which
+        leaves ``mom`` and the weights unchanged: exactly the row-sparse rule.
+        """
+        g = torch.zeros_like(table).index_add_(0, ids, grads)
+        shape = (-1,) + (1,) * (table.dim() - 1)
+        touched = (torch.bincount(ids, minlength=table.shape[0]) > 0).view(shape)
+        acc = self.acc[id(table)]
+        acc.addcmul_(g, g)
+        denom = acc.add(self.eps).sqrt_()
+        if self.momentum > 0:
+            mom = self.mom[id(table)]
+            mom.mul_(torch.where(touched, self.momentum, 1.0))
+            mom.addcdiv_(g, denom, value=-self.lr)
+            table.addcmul_(mom, touched)
+        else:
+            table.addcdiv_(g, denom, value=-self.lr)
 
     def state_dict(self) -> dict[str, object]:
         return {"lr": self.lr, "momentum": self.momentum, "eps": self.eps}
