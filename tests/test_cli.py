@@ -441,7 +441,7 @@ def test_run_ml100k_loo_pop(
 
 
 def test_session_chunks_never_split_a_session() -> None:
-    from seqrec.cli import _session_chunks
+    from seqrec.batch import _session_chunks
 
     df = synthetic_sessions(60, 10, seed=0).sample(fraction=1.0, shuffle=True, seed=1)
     lf = df.lazy().sort(["session_id", "timestamp"], maintain_order=True)
