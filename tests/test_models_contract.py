@@ -66,16 +66,17 @@ def test_batch_equals_single_query(fitted, synth):
         np.testing.assert_allclose(scores, one_scores, rtol=1e-5, atol=1e-5)
 
 
-def test_session_parallel_eval_equals_brute_force(fitted, synth):
+@pytest.mark.parametrize("exclude_seen", [False, True])
+def test_session_parallel_eval_equals_brute_force(fitted, synth, exclude_seen):
     _, rec = fitted
     data, _ = _to_sequences(synth[1], rec.vocab_)
     data = data.select(np.arange(25))
-    bf = np.sort(brute_force_ranks(rec.module_, data))
+    bf = np.sort(brute_force_ranks(rec.module_, data, exclude_seen=exclude_seen))
     fast = np.sort(
         np.concatenate(
             [
                 target_ranks(s, t, mask=m).numpy()
-                for s, t, m in iter_scores(rec.module_, data, batch_size=7)
+                for s, t, m in iter_scores(rec.module_, data, batch_size=7, exclude_seen=exclude_seen)
             ]
         )
     )

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from seqrec.data.batching import session_parallel_schedule
+from seqrec.data.batching import TorchSessionSchedule, session_parallel_schedule
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import ConfigError, DataError
 from seqrec.metrics import RankAccumulator, parse_metrics, sampled_target_ranks, target_ranks
@@ -58,6 +58,13 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's parameters, or of its buffers for parameter-free models."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def iter_scores(
     module: nn.Module, data: SequenceData, *, batch_size: int = 512, exclude_seen: bool = False
 ) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
@@ -67,52 +74,44 @@ def iter_scores(
     when it takes a new session. The padding column 0 is always masked; with
     ``exclude_seen`` so are the items seen earlier in the session.
     """
-    device = next(iter(module.buffers()), next(iter(module.parameters()), torch.zeros(0))).device
+    device = module_device(module)
     flags = torch.from_numpy(data.target_mask())
     if not bool(flags.any()):
         return
-    sched = session_parallel_schedule(data, batch_size)
-    inputs = torch.from_numpy(sched.inputs).to(device)
-    targets = torch.from_numpy(sched.targets).to(device)
-    reset = torch.from_numpy(sched.reset).to(device).unsqueeze(1)
+    sched = TorchSessionSchedule(session_parallel_schedule(data, batch_size), device)
     is_target = flags[torch.from_numpy(sched.positions)].to(device)
-    offsets = sched.step_offsets.tolist()
     stateful = isinstance(module, GRU4Rec)
-    n_items = module.n_items
-    n0 = offsets[1] - offsets[0]  # slots actually used (fewer sessions than batch_size)
-    H = module.init_hidden(n0, device) if stateful else None
-    seen = torch.zeros(n0, n_items, dtype=torch.bool, device=device) if exclude_seen else None
+    H = module.init_hidden(sched.n_slots, device) if stateful else []
+    seen = (
+        [torch.zeros(sched.n_slots, module.n_items, dtype=torch.bool, device=device)]
+        if exclude_seen
+        else []
+    )
     with torch.no_grad():
         for t in range(sched.n_steps):
-            a, b = offsets[t], offsets[t + 1]
-            keep = sched.keep[t]
-            r = reset[a:b]
-            x = inputs[a:b]
-            if keep is not None:
-                k = torch.from_numpy(keep).to(device)
-                H = [h[k] for h in H] if H is not None else None
-                seen = seen[k] if seen is not None else None
-            if H is not None:
-                H = [h.masked_fill(r, 0.0) for h in H]
+            a, b = sched.offsets[t], sched.offsets[t + 1]
+            x = sched.inputs[a:b]
+            state = sched.carry(t, [*H, *seen])
+            H, seen = state[: len(H)], state[len(H) :]
+            if stateful:
                 out = module.step(module.input_table[x], H)
             else:
                 out = torch.zeros(b - a, 1, device=device)
-            if seen is not None:
-                seen.masked_fill_(r, False)
-                seen[torch.arange(b - a, device=device), x] = True
+            if seen:
+                seen[0][torch.arange(b - a, device=device), x] = True
             sel = is_target[a:b]
             if not bool(sel.any()):
                 continue
             rows = sel.nonzero().squeeze(1)
             scores = module.score(out[rows])  # (b', N)
-            mask = seen[rows] if seen is not None else None
+            mask = seen[0][rows] if seen else None
             if mask is None:
                 scores = scores.clone()
                 scores[:, 0] = float("-inf")
             else:
                 mask = mask.clone()
                 mask[:, 0] = True
-            yield scores, targets[a:b][rows], mask
+            yield scores, sched.targets[a:b][rows], mask
 
 
 def evaluate(
@@ -128,8 +127,7 @@ def evaluate(
     split: str | None = None,
     progress: bool = False,
     n_unknown_dropped: int | None = None,
-    extra_misses: int = 0,
-    unknown_targets: str | None = None,
+    unknown_targets: Literal["miss", "drop"] | None = None,
     n_unknown_targets: int = 0,
 ) -> EvalReport:
     """Evaluate a next-item module on the target events of ``data``.
@@ -147,8 +145,9 @@ def evaluate(
         ``"full"`` ranks every item (default). An ``int`` ranks the target among that many
         negatives drawn uniformly at random per query: a *sampled* metric, flagged as such in
         ``protocol`` — not comparable with full ranking.
-    extra_misses
-        Queries that could not be ranked (e.g. unknown target items) counted as misses.
+    unknown_targets, n_unknown_targets
+        Targets that could not be ranked (items unknown to the model; the caller counts them):
+        ``"miss"`` adds them as misses, ``"drop"`` leaves them out; both are recorded.
     """
     parse_metrics(metrics)
     if not (candidates == "full" or (isinstance(candidates, int) and candidates > 0)):
@@ -175,8 +174,8 @@ def evaluate(
         acc.add(ranks)
         bar.update(len(targets))
     bar.close()
-    if extra_misses:  # targets that could not be ranked (unknown items) count as misses
-        acc.add(torch.full((extra_misses,), float("inf")))
+    if unknown_targets == "miss" and n_unknown_targets:
+        acc.add(torch.full((n_unknown_targets,), float("inf")))
     result = acc.compute(metrics)
     dt = time.perf_counter() - t0
     protocol: dict[str, Any] = {
@@ -202,7 +201,7 @@ def evaluate(
 
 
 def brute_force_ranks(
-    module: nn.Module, data: SequenceData, *, ties: Ties = "conservative"
+    module: nn.Module, data: SequenceData, *, ties: Ties = "conservative", exclude_seen: bool = False
 ) -> np.ndarray:
     """Reference ranks computed one query at a time from the padded prefix (for tests)."""
     flags = data.target_mask()
@@ -214,7 +213,11 @@ def brute_force_ranks(
                 continue
             prefix = torch.as_tensor(seq[:j], dtype=torch.long).unsqueeze(0)
             with torch.no_grad():
-                sc = module(prefix, torch.tensor([j]))
-            sc[:, 0] = float("-inf")
-            out.append(float(target_ranks(sc, torch.tensor([int(seq[j])]), ties=ties)[0]))
+                sc = module(prefix, torch.tensor([j])).clone()
+            mask = torch.zeros_like(sc, dtype=torch.bool)
+            mask[0, 0] = True
+            if exclude_seen:
+                mask[0, prefix[0]] = True
+            target = torch.tensor([int(seq[j])])
+            out.append(float(target_ranks(sc, target, ties=ties, mask=mask)[0]))
     return np.asarray(out)

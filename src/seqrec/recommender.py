@@ -29,7 +29,7 @@ from seqrec._io import replace_dir
 from seqrec.columns import Columns
 from seqrec.data.sequences import SequenceData
 from seqrec.data.vocab import Vocabulary
-from seqrec.evaluate import EvalReport, Ties, evaluate
+from seqrec.evaluate import EvalReport, Ties, evaluate, module_device
 from seqrec.exceptions import ArtifactError, ConfigError, DataError, NotFittedError
 from seqrec.losses import ObjectiveConfig
 from seqrec.models import MODELS, GRU4Rec, GRU4RecConfig, ModelConfig, Popularity
@@ -51,19 +51,22 @@ class RecommenderConfig(BaseModel):
     seed: int | None = 0
 
 
-def _to_sequences(data: pl.DataFrame | SequenceData, vocab: Vocabulary) -> tuple[SequenceData, int]:
+def _to_sequences(
+    data: pl.DataFrame | SequenceData, vocab: Vocabulary
+) -> tuple[SequenceData, np.ndarray]:
+    """Sequences of a frame (unknown items dropped) and the bool mask of its unknown rows."""
     if isinstance(data, SequenceData):
-        return data, 0
+        return data, np.zeros(0, dtype=bool)
     if not isinstance(data, pl.DataFrame):
         raise DataError(f"expected a polars DataFrame or SequenceData, got {type(data).__name__}")
     if data.height == 0:
         raise DataError("the interaction log is empty")
-    n_unknown = (
-        int((vocab.lookup(data.get_column(Columns.item).to_numpy()) == 0).sum())
+    unknown = (
+        vocab.lookup(data.get_column(Columns.item).to_numpy()) == 0
         if Columns.item in data.columns
-        else 0
+        else np.zeros(data.height, dtype=bool)
     )
-    return SequenceData.from_frame(data, vocab, unknown="drop"), n_unknown
+    return SequenceData.from_frame(data, vocab, unknown="drop"), unknown
 
 
 def fingerprint(df: pl.DataFrame) -> str:
@@ -217,9 +220,7 @@ class Recommender:
         for r, i in enumerate(idx):  # per query, at the API edge only
             if len(i):
                 items[r, T - len(i) :] = i
-        dev = next(
-            iter(self.module_.buffers()), next(iter(self.module_.parameters()), torch.zeros(0))
-        ).device
+        dev = module_device(self.module_)
         return torch.from_numpy(items).to(dev), torch.from_numpy(lengths).to(dev)
 
     def score_sessions(
@@ -302,13 +303,12 @@ class Recommender:
         every item); ``"drop"`` leaves them out, as GRU4Rec's evaluation does.
         """
         self._check_fitted()
-        data, n_unknown = _to_sequences(test, self.vocab_)
+        data, unknown = _to_sequences(test, self.vocab_)
+        n_unknown = int(unknown.sum())
         n_unknown_targets = 0
-        if isinstance(test, pl.DataFrame) and "is_target" in test.columns and n_unknown:
-            unknown = self.vocab_.lookup(test.get_column(Columns.item).to_numpy()) == 0
-            n_unknown_targets = int(
-                (unknown & test.get_column("is_target").to_numpy().astype(bool)).sum()
-            )
+        if n_unknown and isinstance(test, pl.DataFrame) and "is_target" in test.columns:
+            is_target = test.get_column("is_target").to_numpy().astype(bool)
+            n_unknown_targets = int((unknown & is_target).sum())
         return evaluate(
             self.module_,
             data,
@@ -320,7 +320,6 @@ class Recommender:
             split=split,
             progress=progress,
             n_unknown_dropped=n_unknown,
-            extra_misses=n_unknown_targets if unknown_targets == "miss" else 0,
             unknown_targets=unknown_targets,
             n_unknown_targets=n_unknown_targets,
         )

@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from seqrec.data.batching import SessionParallelSchedule, session_parallel_schedule
+from seqrec.data.batching import TorchSessionSchedule, session_parallel_schedule
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import SeqrecError
 from seqrec.losses import (
@@ -104,22 +104,6 @@ class EpochLog:
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else math.nan
-
-
-class _TorchSchedule:
-    """A :class:`SessionParallelSchedule` moved to the device once, with per-step slices."""
-
-    def __init__(self, s: SessionParallelSchedule, device: torch.device) -> None:
-        self.inputs = torch.from_numpy(s.inputs).to(device)
-        self.targets = torch.from_numpy(s.targets).to(device)
-        self.reset = torch.from_numpy(s.reset).to(device).unsqueeze(1)  # (rows, 1)
-        self.offsets = s.step_offsets.tolist()
-        step_reset = np.add.reduceat(s.reset.astype(np.int64), s.step_offsets[:-1]) > 0
-        self.any_reset = step_reset.tolist()
-        self.keep = [None if k is None else torch.from_numpy(k).to(device) for k in s.keep]
-        self.positions = s.positions
-        self.n_steps = s.n_steps
-        self.n_events = s.n_events
 
 
 @contextlib.contextmanager
@@ -258,7 +242,7 @@ def fit_session_parallel(
     gen.manual_seed(
         int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None else torch.seed()
     )
-    sched = _TorchSchedule(session_parallel_schedule(data, config.batch_size), device)
+    sched = TorchSessionSchedule(session_parallel_schedule(data, config.batch_size), device)
     counts = data.item_counts()
     q = torch.tensor(np.maximum(counts, 1), dtype=torch.float32, device=device)
     sampled = objective.negatives == "sampled"
@@ -295,7 +279,7 @@ def fit_session_parallel(
         for epoch in range(1, config.epochs + 1):
             model.train()
             t0 = time.perf_counter()
-            H = model.init_hidden(sched.offsets[1] - sched.offsets[0], device)
+            H = model.init_hidden(sched.n_slots, device)
             loss_sum = torch.zeros((), device=device)
             bar = tqdm(
                 total=sched.n_events,
@@ -307,13 +291,8 @@ def fit_session_parallel(
             )
             for t in range(sched.n_steps):
                 a, b = sched.offsets[t], sched.offsets[t + 1]
-                H = [h.detach() for h in H]  # truncated BPTT of one step, as official
-                keep = sched.keep[t]
-                if keep is not None:
-                    H = [h[keep] for h in H]
-                if sched.any_reset[t]:
-                    r = sched.reset[a:b]
-                    H = [h.masked_fill(r, 0.0) for h in H]
+                # truncated BPTT of one step, as official
+                H = sched.carry(t, [h.detach() for h in H])
                 x = sched.inputs[a:b]
                 y = sched.targets[a:b]
                 n = b - a

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import DataError
@@ -145,6 +146,39 @@ def session_parallel_schedule(
         keep=keeps,
         batch_size=batch_size,
     )
+
+
+class TorchSessionSchedule:
+    """A :class:`SessionParallelSchedule` moved to a torch device once, for the step loops of
+    training and evaluation (which otherwise would convert per step)."""
+
+    def __init__(self, s: SessionParallelSchedule, device: torch.device | str) -> None:
+        self.inputs = torch.from_numpy(s.inputs).to(device)
+        self.targets = torch.from_numpy(s.targets).to(device)
+        self.reset = torch.from_numpy(s.reset).to(device).unsqueeze(1)  # (rows, 1)
+        self.offsets: list[int] = s.step_offsets.tolist()
+        step_reset = np.add.reduceat(s.reset.astype(np.int64), s.step_offsets[:-1]) > 0
+        self.any_reset: list[bool] = step_reset.tolist()
+        self.keep = [None if k is None else torch.from_numpy(k).to(device) for k in s.keep]
+        self.positions = s.positions
+        self.n_steps = s.n_steps
+        self.n_events = s.n_events
+
+    @property
+    def n_slots(self) -> int:
+        """Rows of the first step: the slots actually used (fewer sessions than batch_size)."""
+        return self.offsets[1] - self.offsets[0]
+
+    def carry(self, t: int, state: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-slot state (rows = slots) carried into step ``t``: rows of finished slots
+        dropped when the batch shrinks, rows of slots that start a new session zeroed."""
+        keep = self.keep[t]
+        if keep is not None:
+            state = [s.index_select(0, keep) for s in state]
+        if self.any_reset[t]:
+            r = self.reset[self.offsets[t] : self.offsets[t + 1]]
+            state = [s.masked_fill(r, 0) for s in state]
+        return state
 
 
 def padded_last(data: SequenceData, max_len: int, *, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
