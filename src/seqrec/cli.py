@@ -168,16 +168,6 @@ def _load_model(model_dir: str) -> Any:
     return Recommender.load(_artifact_dir(model_dir))
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _parse_grid_arg(item: str) -> tuple[str, list[Any]]:
     """``key=v1,v2`` -> ``(key, [v1, v2])``; values as TOML (``[50],[100]`` works)."""
     import tomllib
@@ -197,7 +187,13 @@ def _parse_grid_arg(item: str) -> tuple[str, list[Any]]:
 
 # --------------------------------------------------------------------------- stats
 def cmd_stats(args: argparse.Namespace) -> int:
-    from seqrec.experiment import PreprocessConfig, apply_preprocess, format_table, read_data
+    from seqrec.experiment import (
+        PreprocessConfig,
+        apply_preprocess,
+        flatten_dict,
+        format_table,
+        read_data,
+    )
     from seqrec.preprocess import describe
 
     cfg = _data_config(args.data, data_dir=args.data_dir, fmt=args.format)
@@ -213,7 +209,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         _print(json.dumps(columns, indent=2))
         return 0
-    flat = {name: _flatten(d) for name, d in columns.items()}
+    flat = {name: flatten_dict(d) for name, d in columns.items()}
     keys: list[str] = []
     for f in flat.values():
         keys += [k for k in f if k not in keys]
@@ -275,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _grid_table(results: Sequence[Any], out: Path) -> str:
-    from seqrec.experiment import SUMMARY_FILE, format_table, varying_keys
+    from seqrec.experiment import SUMMARY_FILE, flatten_dict, format_table, varying_keys
 
     keys = varying_keys([r.config for r in results])
     part = "test" if any("test" in r.reports for r in results) else "valid"
@@ -285,7 +281,7 @@ def _grid_table(results: Sequence[Any], out: Path) -> str:
             metric_names += [m for m in r.reports[part].metrics if m not in metric_names]
     rows = []
     for r in results:
-        flat = _flatten(r.config.to_dict())
+        flat = flatten_dict(r.config.to_dict())
         vals = [
             json.dumps(flat.get(k)) if isinstance(flat.get(k), list) else str(flat.get(k))
             for k in keys

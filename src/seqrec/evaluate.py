@@ -201,7 +201,11 @@ def evaluate(
 
 
 def brute_force_ranks(
-    module: nn.Module, data: SequenceData, *, ties: Ties = "conservative", exclude_seen: bool = False
+    module: nn.Module,
+    data: SequenceData,
+    *,
+    ties: Ties = "conservative",
+    exclude_seen: bool = False,
 ) -> np.ndarray:
     """Reference ranks computed one query at a time from the padded prefix (for tests)."""
     flags = data.target_mask()

@@ -1157,11 +1157,12 @@ def _run_into(cfg: ExperimentConfig, tmp: Path, *, progress: bool) -> RunResult:
 
 
 # =========================================================================== run_grid
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_dict(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> ``{"a.b.c": value}`` (dotted keys, as overrides and grids use)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flatten_dict(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -1169,7 +1170,7 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def varying_keys(configs: Sequence[ExperimentConfig]) -> list[str]:
     """Dotted keys whose value differs between ``configs`` (the grid dimensions)."""
-    flats = [_flat(c.to_dict()) for c in configs]
+    flats = [flatten_dict(c.to_dict()) for c in configs]
     keys: list[str] = []
     for f in flats:
         keys += [k for k in f if k not in keys]
@@ -1210,7 +1211,7 @@ def run_grid(
         res = run(cfg, run_dir, progress=progress, overwrite=overwrite, resume=resume)
         res.recommender = None
         results.append(res)
-        flat = _flat(cfg.to_dict())
+        flat = flatten_dict(cfg.to_dict())
         row: dict[str, Any] = {"run": run_dir.name}
         for k in keys:
             v = flat.get(k)

@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -200,6 +201,36 @@ def _eval_filter(
     return part, stats
 
 
+def _eval_parts(
+    parts: dict[str, pl.DataFrame | None],
+    train_items: pl.Series,
+    *,
+    train_items_only: bool,
+    min_item_support: int,
+    min_session_length: int,
+    empty_message: Callable[[str, dict[str, int]], str],
+) -> tuple[dict[str, pl.DataFrame | None], dict[str, dict[str, int]]]:
+    """:func:`_eval_filter` on each evaluation part, with targets marked; an empty part is an
+    error whose text ``empty_message(name, stats)`` gives."""
+    out: dict[str, pl.DataFrame | None] = dict(parts)
+    dropped: dict[str, dict[str, int]] = {}
+    for name, part in parts.items():
+        if part is None:
+            continue
+        filtered, stats = _eval_filter(
+            part,
+            train_items,
+            train_items_only=train_items_only,
+            min_item_support=min_item_support,
+            min_session_length=min_session_length,
+        )
+        dropped[name] = stats
+        if filtered.height == 0:
+            raise DataError(empty_message(name, stats))
+        out[name] = _drop_helpers(_with_first_not_target(filtered))
+    return out, dropped
+
+
 def _eval_params(min_item_support_eval: int, min_session_length_eval: int) -> None:
     if min_item_support_eval < 1 or min_session_length_eval < 1:
         raise ConfigError(
@@ -297,26 +328,18 @@ def split_by_time(
             f"{_iso(t_max)}); the train part would be empty, shorten the windows"
         )
     train_items = train.get_column(Columns.item).unique()
-    dropped: dict[str, dict[str, int]] = {}
-    parts: dict[str, pl.DataFrame | None] = {"valid": valid, "test": test}
-    for name, part in list(parts.items()):
-        if part is None:
-            continue
-        filtered, stats = _eval_filter(
-            part,
-            train_items,
-            train_items_only=train_items_only,
-            min_item_support=min_item_support_eval,
-            min_session_length=min_session_length_eval,
-        )
-        dropped[name] = stats
-        if filtered.height == 0:
-            raise DataError(
-                f"split_by_time: the {name} part is empty ({stats['events_before']} events "
-                f"before keeping train items and cleaning; {window}); widen its window or relax "
-                "min_session_length_eval / min_item_support_eval"
-            )
-        parts[name] = _drop_helpers(_with_first_not_target(filtered))
+    parts, dropped = _eval_parts(
+        {"valid": valid, "test": test},
+        train_items,
+        train_items_only=train_items_only,
+        min_item_support=min_item_support_eval,
+        min_session_length=min_session_length_eval,
+        empty_message=lambda name, stats: (
+            f"split_by_time: the {name} part is empty ({stats['events_before']} events "
+            f"before keeping train items and cleaning; {window}); widen its window or relax "
+            "min_session_length_eval / min_item_support_eval"
+        ),
+    )
     train_out = _drop_helpers(_sorted_part(train))
     protocol: dict[str, Any] = {
         "method": "split_by_time",
@@ -565,24 +588,19 @@ def presplit(
     label = pl.col(column).cast(pl.String)
     train = d.filter(label == "train").drop(column)
     train_items = train.get_column(Columns.item).unique()
-    parts: dict[str, pl.DataFrame | None] = {"valid": None, "test": None}
-    dropped: dict[str, dict[str, int]] = {}
-    for name in ("valid", "test"):
-        if name not in values:
-            continue
-        filtered, stats = _eval_filter(
-            d.filter(label == name).drop(column),
-            train_items,
-            train_items_only=train_items_only,
-            min_item_support=min_item_support_eval,
-            min_session_length=min_session_length_eval,
-        )
-        dropped[name] = stats
-        if filtered.height == 0:
-            raise DataError(
-                f"presplit: the {name} part is empty after keeping train items and cleaning"
-            )
-        parts[name] = _drop_helpers(_with_first_not_target(filtered))
+    parts, dropped = _eval_parts(
+        {
+            name: d.filter(label == name).drop(column) if name in values else None
+            for name in ("valid", "test")
+        },
+        train_items,
+        train_items_only=train_items_only,
+        min_item_support=min_item_support_eval,
+        min_session_length=min_session_length_eval,
+        empty_message=lambda name, _stats: (
+            f"presplit: the {name} part is empty after keeping train items and cleaning"
+        ),
+    )
     train_out = _drop_helpers(_sorted_part(train))
     protocol: dict[str, Any] = {
         "method": "presplit",
