@@ -86,6 +86,13 @@ def bench_prep(data_dir: str | None) -> dict:
     }
 
 
+def gru(model: GRU4RecConfig, objective: ObjectiveConfig, train: dict, epochs: int) -> Recommender:
+    """A seeded CPU recommender with these settings (no progress bars)."""
+    return Recommender(
+        model, objective, TrainConfig(epochs=epochs, progress=False, device="cpu", **train), seed=0
+    )
+
+
 def fit_eval(name: str, rec: Recommender, train, test, metrics, valid=None) -> dict:
     t0 = time.perf_counter()
     rec.fit(train)
@@ -187,12 +194,7 @@ def main() -> None:
             ),
         ]
         for name, m, o, t, sp in runs:
-            rec = Recommender(
-                m,
-                o,
-                TrainConfig(epochs=args.speed_epochs, progress=False, device="cpu", **t),
-                seed=0,
-            )
+            rec = gru(m, o, t, args.speed_epochs)
             rows.append(fit_eval(name, rec, sp.train, sp.test, ["recall@20", "mrr@20"]))
             print(rows[-1]["run"], f"{rows[-1]['events/s']:,.0f} ev/s", flush=True)
         result["speed"] = rows
@@ -207,70 +209,33 @@ def main() -> None:
         )
 
     if "accuracy" in only:
-        rows = []
         ep = args.epochs
-        rows.append(
-            fit_eval(
+        yoo_runs = [
+            (
                 "yoochoose-100k GRU4Rec sampled (authors' params)",
-                Recommender(
-                    YOO_MODEL,
-                    YOO_OBJ,
-                    TrainConfig(epochs=ep, progress=False, device="cpu", **YOO_TRAIN),
-                    seed=0,
-                ),
-                yoo.train,
-                yoo.test,
-                ["recall@20", "mrr@20"],
-            )
-        )
-        rows.append(
-            fit_eval(
+                gru(YOO_MODEL, YOO_OBJ, YOO_TRAIN, ep),
+            ),
+            (
                 "yoochoose-100k GRU4Rec full softmax",
-                Recommender(
-                    YOO_MODEL,
-                    ObjectiveConfig(negatives="full"),
-                    TrainConfig(epochs=ep, progress=False, device="cpu", **YOO_TRAIN),
-                    seed=0,
-                ),
-                yoo.train,
-                yoo.test,
-                ["recall@20", "mrr@20"],
-            )
-        )
-        rows.append(
-            fit_eval(
-                "yoochoose-100k popularity",
-                Recommender(PopularityConfig()),
-                yoo.train,
-                yoo.test,
-                ["recall@20", "mrr@20"],
-            )
-        )
+                gru(YOO_MODEL, ObjectiveConfig(negatives="full"), YOO_TRAIN, ep),
+            ),
+            ("yoochoose-100k popularity", Recommender(PopularityConfig())),
+        ]
+        rows = [
+            fit_eval(name, rec, yoo.train, yoo.test, ["recall@20", "mrr@20"])
+            for name, rec in yoo_runs
+        ]
         print(
             "\n== yoochoose-100k (presplit, last day test; full ranking, conservative ties)\n"
             + table(rows, ["run", "train_s", "events/s", "recall@20", "mrr@20"])
         )
         print("reference: official GRU4Rec, 10 epochs: recall@20 ~0.68, mrr@20 ~0.36")
+        ml_runs = [
+            ("ML-100K LOO GRU4Rec", gru(ML_LOO_MODEL, ML_LOO_OBJ, ML_LOO_TRAIN, ep)),
+            ("ML-100K LOO popularity", Recommender(PopularityConfig())),
+        ]
         ml_rows = [
-            fit_eval(
-                "ML-100K LOO GRU4Rec",
-                Recommender(
-                    ML_LOO_MODEL,
-                    ML_LOO_OBJ,
-                    TrainConfig(epochs=ep, progress=False, device="cpu", **ML_LOO_TRAIN),
-                    seed=0,
-                ),
-                ml_loo.train,
-                ml_loo.test,
-                LOO_METRICS,
-            ),
-            fit_eval(
-                "ML-100K LOO popularity",
-                Recommender(PopularityConfig()),
-                ml_loo.train,
-                ml_loo.test,
-                LOO_METRICS,
-            ),
+            fit_eval(name, rec, ml_loo.train, ml_loo.test, LOO_METRICS) for name, rec in ml_runs
         ]
         print(
             "\n== ML-100K leave-one-out (1,682 items ranked, seen items not masked)\n"

@@ -10,43 +10,13 @@ import polars as pl
 import pytest
 import torch
 
+from _configs import TINY
 from seqrec.cli import main
 from seqrec.data.synthetic import synthetic_sessions
 from seqrec.recommender import Recommender
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-TINY = """\
-name = "tiny"
-seed = 0
-
-[data]
-dataset = "synthetic"
-
-[data.synthetic]
-n_sessions = 150
-n_items = 20
-seed = 1
-
-[preprocess]
-min_item_support = 1
-
-[split]
-method = "time"
-test_days = 6
-valid_days = 6
-
-[model]
-name = "gru4rec"
-layers = [8]
-
-[objective]
-n_sample = 0
-
-[train]
-epochs = 1
-batch_size = 16
-"""
 
 SUBCOMMANDS = ["demo", "run", "train", "stats", "evaluate", "recommend"]
 

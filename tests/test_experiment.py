@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _configs import TINY
 from seqrec.exceptions import ConfigError, SeqrecError
 from seqrec.experiment import (
     DataConfig,
@@ -23,39 +24,6 @@ from seqrec.experiment import (
 from seqrec.recommender import Recommender
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-TINY = """\
-name = "tiny"
-seed = 0
-
-[data]
-dataset = "synthetic"
-
-[data.synthetic]
-n_sessions = 150
-n_items = 20
-seed = 1
-
-[preprocess]
-min_item_support = 1
-
-[split]
-method = "time"
-test_days = 6
-valid_days = 6
-
-[model]
-name = "gru4rec"
-layers = [8]
-
-[objective]
-n_sample = 0
-
-[train]
-epochs = 1
-batch_size = 16
-progress = false
-"""
 
 
 @pytest.fixture(autouse=True)

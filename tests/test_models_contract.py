@@ -76,7 +76,9 @@ def test_session_parallel_eval_equals_brute_force(fitted, synth, exclude_seen):
         np.concatenate(
             [
                 target_ranks(s, t, mask=m).numpy()
-                for s, t, m in iter_scores(rec.module_, data, batch_size=7, exclude_seen=exclude_seen)
+                for s, t, m in iter_scores(
+                    rec.module_, data, batch_size=7, exclude_seen=exclude_seen
+                )
             ]
         )
     )

@@ -545,6 +545,17 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+def _add_data_source(p: argparse.ArgumentParser) -> None:
+    """``--format`` and ``--data-dir``: how DATA (a file or registered dataset) is found and read."""
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "movielens", "session-log", "generic"],
+        help="how to read an event file (default: auto)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="extra root searched for registered datasets")
+
+
 def _add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--progress",
@@ -680,13 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="cleaning: drop shorter sessions (default: 2)",
     )
-    p.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", "movielens", "session-log", "generic"],
-        help="how to read a file (default: auto)",
-    )
-    p.add_argument("--data-dir", metavar="DIR", help="extra root searched for registered datasets")
+    _add_data_source(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_stats)
 
@@ -741,13 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask items seen earlier in the session",
     )
     p.add_argument("--candidates", metavar="full|N", help="'full' ranking or N sampled negatives")
-    p.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", "movielens", "session-log", "generic"],
-        help="how to read an event file",
-    )
-    p.add_argument("--data-dir", metavar="DIR", help="extra root searched for registered datasets")
+    _add_data_source(p)
     p.add_argument(
         "--json", action="store_true", help="print the report (with its protocol) as JSON"
     )
