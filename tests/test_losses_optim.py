@@ -30,7 +30,7 @@ def test_bpr_max_matches_loop_reference():
 
 def test_logq_correction_uses_alpha_only_for_extra_samples():
     q = torch.tensor([2.0, 4.0, 8.0])
-    c = logq_correction(q, 1, 0.5)
+    c = logq_correction(q.log(), 1, 0.5)
     assert torch.allclose(
         c, torch.tensor([np.log(2.0), 0.5 * np.log(4.0), 0.5 * np.log(8.0)], dtype=torch.float32)
     )

@@ -109,13 +109,14 @@ class PopularitySampler:
         return out
 
 
-def logq_correction(q: Tensor, n_targets: int, alpha: float) -> Tensor:
+def logq_correction(log_q: Tensor, n_targets: int, alpha: float) -> Tensor:
     """log Q of the M output columns: in-batch targets are drawn by the data (q = popularity),
     extra negatives by the sampler (q = popularity^alpha), as the official code does.
 
-    q : (M,) raw item counts of the output columns; returns (M,)
+    log_q : (M,) log of the raw item counts of the output columns (precomputed once per
+    training run: this runs every step); returns (M,)
     """
-    return torch.cat([q[:n_targets].log(), alpha * q[n_targets:].log()])
+    return torch.cat([log_q[:n_targets], alpha * log_q[n_targets:]])
 
 
 def sampled_cross_entropy(scores: Tensor, *, reduction: Literal["sum", "mean"] = "sum") -> Tensor:

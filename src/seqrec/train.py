@@ -244,7 +244,7 @@ def fit_session_parallel(
     )
     sched = TorchSessionSchedule(session_parallel_schedule(data, config.batch_size), device)
     counts = data.item_counts()
-    q = torch.tensor(np.maximum(counts, 1), dtype=torch.float32, device=device)
+    log_q = torch.tensor(np.log(np.maximum(counts, 1)), dtype=torch.float32, device=device)
     sampled = objective.negatives == "sampled"
     sampler = None
     if sampled and objective.n_sample > 0:
@@ -310,16 +310,16 @@ def fit_session_parallel(
                     xe, O = xrows, rows
                 bias_rows = By.detach().index_select(0, out_ids)
                 corr = (
-                    objective.logq * logq_correction(q[out_ids], n, objective.sample_alpha)
+                    objective.logq * logq_correction(log_q[out_ids], n, objective.sample_alpha)
                     if use_logq
                     else None
                 )
                 if fused:
                     loss, d_x, d_o, d_b, H[0] = fused_gru_ce_step(
                         model,
-                        xe.detach(),
+                        xe,
                         H[0],
-                        O.detach(),
+                        O,
                         bias_rows,
                         corr,
                         None if sampled else y - 1,
