@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec.losses import PopularitySampler, bpr_max, logq_correction, sampled_cross_entropy
+from seqrec.losses import (
+    PopularitySampler,
+    bpr_max,
+    logq_correction,
+    merge_sampled_columns,
+    sampled_cross_entropy,
+)
 from seqrec.optim import IndexedAdagradM, IndexedAdam, coalesce_rows
 
 
@@ -38,12 +44,75 @@ def test_logq_correction_uses_alpha_only_for_extra_samples():
 
 def test_sampler_follows_popularity_power_and_never_draws_padding():
     counts = np.array([0, 1, 4, 16])
-    g = torch.Generator().manual_seed(0)
-    s = PopularitySampler(counts, 1000, 0.5, cache_size=200_000, generator=g)
+    s = PopularitySampler(counts, 1000, 0.5, cache_size=200_000, rng=np.random.default_rng(0))
     draws = torch.cat([s.sample() for _ in range(200)]).numpy()
     freq = np.bincount(draws, minlength=4) / len(draws)
     assert freq[0] == 0
     np.testing.assert_allclose(freq[1:], np.array([1, 2, 4]) / 7, atol=0.01)
+
+
+def test_sampler_guide_table_matches_inverse_cdf_with_skew_and_gaps():
+    """Many tiny items packed into one bucket (the binary-search fallback), zero-count items
+    between positive ones (never drawn), one dominant item."""
+    rng = np.random.default_rng(1)
+    counts = np.r_[0, rng.integers(0, 3, 300), 10**7, 0, 5]
+    s = PopularitySampler(counts, 10, 1.0, rng=np.random.default_rng(2))
+    assert s._any_hard
+    u = np.random.default_rng(3).random(200_000)
+    s.rng = np.random.default_rng(3)
+    got = s.draw(200_000)
+    ref = np.searchsorted(np.cumsum(counts / counts.sum()), u, side="right")
+    np.testing.assert_array_equal(got, np.minimum(ref, len(counts) - 1))
+    assert counts[got].min() > 0
+
+
+def _brute_merge(targets, row_offsets, samples, log_count, alpha, logq, inputs):
+    """Official layout per step -> {item: summed exp(-correction)} and the official loss
+    terms, by loops."""
+    out = []
+    for t in range(len(row_offsets) - 1):
+        a, b = row_offsets[t], row_offsets[t + 1]
+        w: dict[int, float] = {}
+        for y in targets[a:b]:
+            w[int(y)] = w.get(int(y), 0.0) + np.exp(-logq * log_count[y])
+        for smp in samples[t] if samples is not None else []:
+            w[int(smp)] = w.get(int(smp), 0.0) + np.exp(-logq * alpha * log_count[smp])
+        items = set(w) | (set(map(int, inputs[a:b])) if inputs is not None else set())
+        out.append((w, items))
+    return out
+
+
+@pytest.mark.parametrize("with_inputs", [True, False])
+@pytest.mark.parametrize("n_sample", [0, 7])
+def test_merged_columns_match_the_official_columns(with_inputs, n_sample):
+    rng = np.random.default_rng(4)
+    n_items = 15
+    sizes = rng.integers(1, 6, 40)
+    row_offsets = np.r_[0, np.cumsum(sizes)]
+    targets = rng.integers(1, n_items, row_offsets[-1])
+    inputs = rng.integers(1, n_items, row_offsets[-1]) if with_inputs else None
+    samples = rng.integers(1, n_items, (40, n_sample)) if n_sample else None
+    log_count = np.log(rng.integers(1, 50, n_items).astype(float))
+    m = merge_sampled_columns(
+        targets, row_offsets, samples, log_count, alpha=0.5, logq=1.0, inputs=inputs
+    )
+    ref = _brute_merge(targets, row_offsets, samples, log_count, 0.5, 1.0, inputs)
+    shift = 0.0
+    for t, (w, items) in enumerate(ref):
+        cols = m.item[m.offsets[t] : m.offsets[t + 1]]
+        lw = m.log_weight[m.offsets[t] : m.offsets[t + 1]]
+        assert len(set(cols.tolist())) == len(cols), "a step repeats an item"
+        assert set(cols.tolist()) == items
+        for c, v in zip(cols, lw, strict=True):
+            assert v == pytest.approx(np.log(w[int(c)]), rel=1e-5) if int(c) in w else v == -np.inf
+        # scored columns first, input-only ones after
+        assert np.all(np.isfinite(lw[: m.n_scored[t]])) and np.all(lw[m.n_scored[t] :] == -np.inf)
+        a, b = row_offsets[t], row_offsets[t + 1]
+        np.testing.assert_array_equal(cols[m.target_col[a:b]], targets[a:b])
+        if with_inputs:
+            np.testing.assert_array_equal(cols[m.input_col[a:b]], inputs[a:b])
+        shift += sum(np.log(w[int(y)]) + log_count[y] for y in targets[a:b])
+    assert m.loss_shift == pytest.approx(shift, rel=1e-6)
 
 
 def test_coalesce_sums_duplicates():

@@ -4,6 +4,10 @@ GRU4Rec's official code updates only the rows of the item tables that a mini-bat
 (``IndexedAdagradM``). Here the training loop looks up table rows as leaf tensors and hands
 the optimiser ``(table, row_ids, row_grads)``; duplicate ids are summed first, because the
 update is non-linear. Dense parameters (GRU weights) get the same rule, densely.
+
+The fast training path keeps a table and its optimiser state *packed* row by row
+(:func:`pack_rows`): one gather brings a row's weights and state together, ``step_packed``
+updates them in place, one scatter writes them back.
 """
 
 from __future__ import annotations
@@ -30,6 +34,16 @@ def coalesce_rows(ids: Tensor, grads: Tensor, n_rows: int | None = None) -> tupl
     out = torch.zeros(len(uniq), *grads.shape[1:], dtype=grads.dtype, device=grads.device)
     out.index_add_(0, inv, grads)
     return uniq, out
+
+
+def pack_rows(table: Tensor, state_init: Sequence[float]) -> Tensor:
+    """``(N, D)`` table -> ``(N, 1 + len(state_init), D)``: slot 0 the weights, then one slot
+    per state tensor filled with its initial value."""
+    packed = torch.empty(table.shape[0], 1 + len(state_init), table.shape[1], device=table.device)
+    packed[:, 0] = table
+    for i, v in enumerate(state_init, 1):
+        packed[:, i] = v
+    return packed
 
 
 class IndexedAdagradM:
@@ -97,6 +111,33 @@ class IndexedAdagradM:
         # ids are unique here: gather + add + copy beats the serial scatter of index_add_
         table.index_copy_(0, ids, table.index_select(0, ids).add_(upd))
 
+    def pack(self, table: Tensor, grad_scale: float = 1.0) -> Tensor:
+        """``table`` and its Adagrad state packed row by row (:func:`pack_rows`) for
+        :meth:`step_packed`, which will be given gradients ``grad_scale`` times the true ones.
+
+        Adagrad is scale-free but for ``eps``: ``g / sqrt(sum g^2 + eps)`` equals
+        ``s g / sqrt(sum (s g)^2 + eps s^2)``. The accumulator therefore starts at
+        ``eps * grad_scale**2``, which saves the scaling and the ``+ eps`` pass every step.
+        """
+        state = [self.eps * grad_scale**2] + ([0.0] if self.momentum > 0 else [])
+        return pack_rows(table, state)
+
+    @torch.no_grad()
+    def step_packed(self, block: Tensor, grad: Tensor) -> None:
+        """The row update in place on gathered packed rows ``block`` (U, 1 + state, D) with
+        their summed gradients ``grad`` (U, D), scaled as declared to :meth:`pack`; rows must
+        be distinct."""
+        p, acc = block[:, 0], block[:, 1]
+        acc.addcmul_(grad, grad)
+        # sqrt of a strided view takes a slow path: on a contiguous copy it is ~10x faster
+        denom = acc.sqrt() if acc.is_contiguous() else acc.contiguous().sqrt_()
+        if self.momentum > 0:
+            mom = block[:, 2]
+            mom.mul_(self.momentum).addcdiv_(grad, denom, value=-self.lr)
+            p.add_(mom)
+        else:
+            p.addcdiv_(grad, denom, value=-self.lr)
+
     def _step_touched_dense(self, table: Tensor, ids: Tensor, grads: Tensor) -> None:
         """The same update over the whole (small) table, masked to the touched rows.
 
@@ -147,6 +188,7 @@ class IndexedAdam:
             id(p): torch.zeros(p.shape[0], dtype=torch.float32, device=p.device) for p in tables
         }
         self.t_dense = 0
+        self._grad_scale = 1.0  # of the gradients given to step_packed, see pack
 
     @torch.no_grad()
     def step_dense(self) -> None:
@@ -193,6 +235,31 @@ class IndexedAdam:
         c2 = (1 - b2**tr).view(shape)
         upd = (mr / c1) / ((vr / c2).sqrt_().add_(self.eps))
         table.index_add_(0, ids, upd.mul_(-self.lr))
+
+    def pack(self, table: Tensor, grad_scale: float = 1.0) -> Tensor:
+        """``table`` with its lazy-Adam state packed row by row for :meth:`step_packed`:
+        first and second moments and the row's step count (repeated along the row, so a
+        row's state is one block). Gradients will be ``grad_scale`` times the true ones: Adam
+        is scale-free but for ``eps`` and weight decay, which are scaled to match."""
+        self._grad_scale = grad_scale
+        return pack_rows(table, [0.0, 0.0, 0.0])
+
+    @torch.no_grad()
+    def step_packed(self, block: Tensor, grad: Tensor) -> None:
+        """Lazy Adam in place on gathered packed rows ``block`` (U, 4, D); see
+        :meth:`IndexedAdagradM.step_packed`."""
+        p, m, v, t = block[:, 0], block[:, 1], block[:, 2], block[:, 3]
+        b1, b2 = self.betas
+        scale = self._grad_scale
+        if self.weight_decay:
+            grad = grad.add(p, alpha=self.weight_decay * scale)
+        t.add_(1)
+        m.lerp_(grad, 1 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        c1 = torch.pow(b1, t).neg_().add_(1)
+        c2 = torch.pow(b2, t).neg_().add_(1)
+        denom = v.div(c2).sqrt_().add_(self.eps * scale)
+        p.addcdiv_(m.div(c1), denom, value=-self.lr)
 
     def state_dict(self) -> dict[str, object]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}

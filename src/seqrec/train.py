@@ -30,7 +30,9 @@ from seqrec.losses import (
     bpr_max,
     full_cross_entropy,
     logq_correction,
+    merge_sampled_columns,
     sampled_cross_entropy,
+    union_per_step,
 )
 from seqrec.models.gru4rec import GRU4Rec
 from seqrec.optim import IndexedAdagradM, IndexedAdam
@@ -132,6 +134,55 @@ def can_fuse(model: GRU4Rec, objective: ObjectiveConfig) -> bool:
     )
 
 
+GRUWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+"""``(weight_ih, weight_hh, bias_ih, bias_hh)`` of a GRU cell, PyTorch's r/z/n gate order."""
+
+
+def _cell_weights(cell: torch.nn.GRUCell) -> GRUWeights:
+    return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+
+
+def _gru_forward(
+    w: GRUWeights, x: torch.Tensor, h: torch.Tensor
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """PyTorch's GRUCell by hand: the new state and what :func:`_gru_backward` needs."""
+    w_ih, w_hh, b_ih, b_hh = w
+    n_h = h.shape[1]
+    gi = torch.addmm(b_ih, x, w_ih.t())  # (n, 3H)
+    gh = torch.addmm(b_hh, h, w_hh.t())  # (n, 3H)
+    rz = torch.sigmoid(gi[:, : 2 * n_h] + gh[:, : 2 * n_h])
+    r, z = rz[:, :n_h], rz[:, n_h:]
+    h_n = gh[:, 2 * n_h :]
+    c = torch.tanh(torch.addcmul(gi[:, 2 * n_h :], r, h_n))
+    hn = torch.addcmul(c, z, h - c)  # (1 - z) * c + z * h
+    return hn, (x, h, rz, c, h_n)
+
+
+def _gru_backward(
+    w: GRUWeights, cache: tuple[torch.Tensor, ...], d_hn: torch.Tensor, grads: GRUWeights
+) -> torch.Tensor:
+    """Backward of :func:`_gru_forward` given ``d_hn``: the weight gradients are written into
+    ``grads`` (same shapes as ``w``), the input's gradient is returned."""
+    x, h, rz, c, h_n = cache
+    n, n_h = h.shape
+    r, z = rz[:, :n_h], rz[:, n_h:]
+    d_gi = torch.empty(n, 3 * n_h, dtype=h.dtype, device=h.device)
+    d_n = torch.addcmul(d_hn, d_hn, z, value=-1, out=d_gi[:, 2 * n_h :])  # d c = d_hn (1 - z)
+    d_n.addcmul_(d_n * c, c, value=-1)  # through tanh: * (1 - c^2)
+    d_rz = d_gi[:, : 2 * n_h]
+    torch.mul(d_n, h_n, out=d_rz[:, :n_h])  # d r
+    torch.mul(d_hn, h - c, out=d_rz[:, n_h:])  # d z
+    d_rz.mul_(torch.addcmul(rz, rz, rz, value=-1))  # through the sigmoids: * rz (1 - rz)
+    d_gh = d_gi.clone()
+    d_gh[:, 2 * n_h :].mul_(r)
+    g_ih, g_hh, gb_ih, gb_hh = grads
+    torch.mm(d_gi.t(), x, out=g_ih)
+    torch.mm(d_gh.t(), h, out=g_hh)
+    torch.sum(d_gi, 0, out=gb_ih)
+    torch.sum(d_gh, 0, out=gb_hh)
+    return d_gi @ w[0]
+
+
 @torch.no_grad()
 def fused_gru_ce_step(
     model: GRU4Rec,
@@ -145,9 +196,9 @@ def fused_gru_ce_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One training step of a 1-layer GRU4Rec with softmax cross-entropy, by hand.
 
-    Forward and backward are written out (PyTorch's GRUCell equations, r/z/n gate order),
-    so a step costs ~30 kernels instead of autograd's graph. Gradients of the GRU weights are
-    stored in their ``.grad``; those of the looked-up rows are returned.
+    Forward and backward are written out (:func:`_gru_forward`), so a step costs ~30
+    kernels instead of autograd's graph. Gradients of the GRU weights are stored in their
+    ``.grad``; those of the looked-up rows are returned.
 
     Parameters
     ----------
@@ -166,14 +217,8 @@ def fused_gru_ce_step(
     if p_e > 0:
         me = torch.empty_like(xe).bernoulli_(1 - p_e).div_(1 - p_e)
         xe = xe * me
-    gi = torch.addmm(cell.bias_ih, xe, cell.weight_ih.t())  # (n, 3H)
-    gh = torch.addmm(cell.bias_hh, h, cell.weight_hh.t())  # (n, 3H)
-    i_r, i_z, i_n = gi.chunk(3, 1)
-    h_r, h_z, h_n = gh.chunk(3, 1)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    c = torch.tanh(torch.addcmul(i_n, r, h_n))
-    hn = torch.addcmul(c, z, h - c)  # (1 - z) * c + z * h
+    w = _cell_weights(cell)
+    hn, cache = _gru_forward(w, xe, h)
     out = hn
     if p_h > 0:
         mh = torch.empty_like(hn).bernoulli_(1 - p_h).div_(1 - p_h)
@@ -191,22 +236,337 @@ def fused_gru_ce_step(
     d_O = dR.t() @ out  # (M, H)
     d_b = dR.sum(0)  # (M,)
     d_out = dR @ O  # (n, H)
-    d_hn = d_out if mh is None else d_out.mul_(mh)
-    d_c = d_hn * (1 - z)
-    d_z = d_hn * (h - c)
-    d_npre = d_c.mul_(1 - c * c)
-    d_rpre = (d_npre * h_n).mul_(r * (1 - r))
-    d_zpre = d_z.mul_(z * (1 - z))
-    d_gi = torch.cat([d_rpre, d_zpre, d_npre], 1)  # (n, 3H)
-    d_gh = torch.cat([d_rpre, d_zpre, d_npre * r], 1)  # (n, 3H)
-    cell.weight_ih.grad = d_gi.t() @ xe
-    cell.bias_ih.grad = d_gi.sum(0)
-    cell.weight_hh.grad = d_gh.t() @ h
-    cell.bias_hh.grad = d_gh.sum(0)
-    d_x = d_gi @ cell.weight_ih  # (n, E)
+    grads = tuple(torch.empty_like(p) for p in w)
+    d_x = _gru_backward(w, cache, d_out if mh is None else d_out.mul_(mh), grads)
+    for p, g in zip(w, grads, strict=True):
+        p.grad = g
     if me is not None:
         d_x.mul_(me)
-    return loss.detach(), d_x, d_O, d_b, out.detach()
+    return loss, d_x, d_O, d_b, out
+
+
+class _GenericLoop:
+    """The step loop of :func:`fit_session_parallel` for every model and objective: autograd
+    (or :func:`fused_gru_ce_step`), official column layout, row-sparse table updates."""
+
+    def __init__(
+        self,
+        model: GRU4Rec,
+        sched: TorchSessionSchedule,
+        counts: np.ndarray,
+        objective: ObjectiveConfig,
+        config: TrainConfig,
+        opt: IndexedAdagradM | IndexedAdam,
+        rng: np.random.Generator,
+    ) -> None:
+        self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
+        device = model.Wy.device
+        self.log_q = torch.tensor(np.log(np.maximum(counts, 1)), dtype=torch.float32, device=device)
+        self.sampled = objective.negatives == "sampled"
+        self.sampler = None
+        if self.sampled and objective.n_sample > 0:
+            self.sampler = PopularitySampler(
+                counts,
+                objective.n_sample,
+                objective.sample_alpha,
+                cache_size=objective.sample_cache_size,
+                rng=rng,
+                device=device,
+            )
+        self.use_logq = self.sampled and objective.loss == "cross-entropy" and objective.logq > 0
+        self.fused = config.fused and can_fuse(model, objective)
+        self.all_items = torch.arange(1, model.n_items, device=device)
+        self.batch_size = float(config.batch_size)
+
+    def run_epoch(self, bar: tqdm | None) -> float:
+        """One pass; returns the summed loss over all rows."""
+        model, sched, objective, opt = self.model, self.sched, self.objective, self.opt
+        sampled, sampler, fused, bs = self.sampled, self.sampler, self.fused, self.batch_size
+        constrained = model.config.input_mode == "constrained"
+        Wy, By, table = model.Wy, model.By, model.input_table
+        dense = opt.dense
+        H = model.init_hidden(sched.n_slots, Wy.device)
+        loss_sum = torch.zeros((), device=Wy.device)
+        for t in range(sched.n_steps):
+            a, b = sched.offsets[t], sched.offsets[t + 1]
+            # truncated BPTT of one step, as official
+            H = sched.carry(t, [h.detach() for h in H])
+            x = sched.inputs[a:b]
+            y = sched.targets[a:b]
+            n = b - a
+            if sampled:
+                out_ids = torch.cat([y, sampler.sample()]) if sampler is not None else y
+            else:
+                out_ids = self.all_items
+            if constrained:
+                row_ids = torch.cat([x, out_ids])
+                rows = Wy.detach().index_select(0, row_ids).requires_grad_(not fused)
+                xe, O = rows.split([n, len(out_ids)])
+            else:
+                xrows = table.detach().index_select(0, x).requires_grad_(not fused)
+                rows = Wy.detach().index_select(0, out_ids).requires_grad_(not fused)
+                xe, O = xrows, rows
+            bias_rows = By.detach().index_select(0, out_ids)
+            corr = (
+                objective.logq * logq_correction(self.log_q[out_ids], n, objective.sample_alpha)
+                if self.use_logq
+                else None
+            )
+            if fused:
+                loss, d_x, d_o, d_b, H[0] = fused_gru_ce_step(
+                    model, xe, H[0], O, bias_rows, corr, None if sampled else y - 1, bs
+                )
+                if constrained:
+                    rows_grad = torch.cat([d_x, d_o])
+                else:
+                    xrows_grad, rows_grad = d_x, d_o
+                bias_grad = d_b
+            else:
+                bias = bias_rows.requires_grad_()
+                out = model.step(xe, H)  # (n, D)
+                R = torch.addmm(bias, out, O.t())  # (n, M)
+                if corr is not None:
+                    R = R - corr
+                if not sampled:
+                    loss = full_cross_entropy(R, y - 1)
+                elif objective.loss == "cross-entropy":
+                    loss = sampled_cross_entropy(R)
+                else:
+                    loss = bpr_max(R, bpreg=objective.bpreg, elu_param=objective.elu_param)
+                loss = loss / bs
+                loss.backward()
+                rows_grad, bias_grad = rows.grad, bias.grad
+                xrows_grad = None if constrained else xrows.grad
+            opt.step_dense()
+            for p in dense:
+                p.grad = None
+            if constrained:
+                opt.step_rows(Wy, row_ids, rows_grad)
+            else:
+                opt.step_rows(table, x, xrows_grad)
+                opt.step_rows(Wy, out_ids, rows_grad, coalesced=not sampled)
+            opt.step_rows(By, out_ids, bias_grad, coalesced=not sampled)
+            loss_sum += loss.detach() * bs
+            if bar is not None and t % 64 == 0:
+                bar.update(sched.offsets[min(t + 64, sched.n_steps)] - a)
+        return float(loss_sum)
+
+
+def _dropout_masks(rows: int, size: int, p: float, device: torch.device) -> torch.Tensor | None:
+    """Inverted-dropout multipliers for ``rows`` steps' rows at once (None when p == 0)."""
+    if p <= 0:
+        return None
+    return torch.rand(rows, size, device=device).lt_(1 - p).div_(1 - p)
+
+
+class _MergedSampledLoop:
+    """The fast path of :func:`fit_session_parallel`: a 1-layer GRU4Rec with sampled softmax
+    cross-entropy, hand-written forward/backward, merged output columns and packed tables.
+
+    Ahead of each run of steps it draws the negatives in bulk, merges every step's output
+    columns (:func:`seqrec.losses.merge_sampled_columns`: each touched item once, duplicates
+    and logQ corrections folded into a log-weight), draws the dropout masks and cuts all of
+    it into per-step views. A step then gathers each touched row of ``[Wy | By]`` together
+    with its optimiser state (one gather), scores, backpropagates, updates the rows in place
+    and scatters them back. The GRU weights live in one flat packed row, so their update is
+    a handful of kernels. The maths is the official step's; only the layout differs.
+    """
+
+    def __init__(
+        self,
+        model: GRU4Rec,
+        sched: TorchSessionSchedule,
+        counts: np.ndarray,
+        objective: ObjectiveConfig,
+        opt: IndexedAdagradM | IndexedAdam,
+        rng: np.random.Generator,
+        batch_size: int,
+    ) -> None:
+        self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
+        self.device = dev = model.Wy.device
+        self.log_count = np.log(np.maximum(counts, 1)).astype(np.float64)
+        self.sampler = None
+        if objective.n_sample > 0:
+            self.sampler = PopularitySampler(
+                counts, objective.n_sample, objective.sample_alpha, cache_size=1, rng=rng
+            )
+        self.logq = objective.logq
+        self.constrained = model.config.input_mode == "constrained"
+        self.n_h = model.config.layers[-1]
+        self.n_in = self.n_h if self.constrained else model.config.embedding_dim
+        cell = model.cells[0]
+        # gradients are of the summed loss: batch_size times those of the official mean
+        with torch.no_grad():
+            self.out_table = opt.pack(torch.cat([model.Wy, model.By[:, None]], 1), batch_size)
+            self.in_table = None if self.constrained else opt.pack(model.E, batch_size)
+            flat = torch.cat([p.reshape(-1) for p in _cell_weights(cell)])
+            self.gru_table = opt.pack(flat[None], batch_size)  # (1, 1 + state, n_weights)
+        self.gru_grad = torch.zeros_like(flat)[None]
+        self.gru_weights = self._views(self.gru_table[0, 0])
+        self.gru_grads = self._views(self.gru_grad[0])
+        width = (objective.n_sample + 2 * sched.n_slots) * 8
+        rows = sched.n_slots * max(self.n_h, self.n_in)
+        self.chunk_steps = max(1, min(2**24 // width, 2**23 // rows))
+        # the last layer's (dropped-out) output with a column of ones for the biases; two
+        # buffers alternate, so a step's input state is never overwritten while in use
+        self.out_bufs = [torch.ones(sched.n_slots, self.n_h + 1, device=dev) for _ in range(2)]
+        self.minus_one = torch.full((sched.n_slots,), -1.0, device=dev)
+        self.not_reset = (~sched.reset).float()  # (rows, 1)
+
+    def _views(self, flat: torch.Tensor) -> GRUWeights:
+        """The GRU weights as views of one flat tensor."""
+        out, at = [], 0
+        for p in _cell_weights(self.model.cells[0]):
+            out.append(flat[at : at + p.numel()].view(p.shape))
+            at += p.numel()
+        return tuple(out)
+
+    def write_back(self) -> None:
+        """Copy the packed weights into the model (before validation, and at the end)."""
+        with torch.no_grad():
+            self.model.Wy.copy_(self.out_table[:, 0, : self.n_h])
+            self.model.By.copy_(self.out_table[:, 0, self.n_h])
+            if self.in_table is not None:
+                self.model.E.copy_(self.in_table[:, 0])
+            for p, v in zip(_cell_weights(self.model.cells[0]), self.gru_weights, strict=True):
+                p.copy_(v)
+
+    def _plan(self, t0: int, t1: int) -> dict:
+        """Everything steps ``t0..t1-1`` need, drawn and merged in bulk, as per-step lists."""
+        s, dev, cfg = self.sched, self.device, self.model.config
+        a, b = s.offsets[t0], s.offsets[t1]
+        row_off = np.asarray(s.offsets[t0 : t1 + 1], dtype=np.int64) - a
+        rows = np.diff(row_off).tolist()
+        x, y = s.inputs_np[a:b], s.targets_np[a:b]
+        samples = None
+        if self.sampler is not None:
+            samples = self.sampler.draw((t1 - t0, self.objective.n_sample))
+        cols = merge_sampled_columns(
+            y,
+            row_off,
+            samples,
+            self.log_count,
+            alpha=self.objective.sample_alpha,
+            logq=self.logq,
+            inputs=x if self.constrained else None,
+        )
+        step = np.repeat(np.arange(t1 - t0), np.diff(row_off))
+        width = np.diff(cols.offsets)
+        target_flat = (np.arange(b - a) - row_off[step]) * width[step] + cols.target_col
+        widths = width.tolist()
+
+        def split(arr: np.ndarray | torch.Tensor | None, sizes: list[int]) -> list:
+            if arr is None:
+                return [None] * len(sizes)
+            if isinstance(arr, np.ndarray):
+                arr = torch.from_numpy(arr).to(dev)
+            return list(torch.split(arr, sizes))
+
+        plan = {
+            "item": split(cols.item, widths),
+            "log_weight": split(cols.log_weight, widths),
+            "target_flat": split(target_flat, rows),
+            "n_scored": cols.n_scored.tolist(),
+            "width": widths,
+            "shift": cols.loss_shift,
+            "mask_h": split(_dropout_masks(b - a, self.n_h, cfg.dropout_hidden, dev), rows),
+            "mask_e": split(_dropout_masks(b - a, self.n_in, cfg.dropout_embed, dev), rows),
+            "not_reset": split(self.not_reset[a:b], rows),
+        }
+        if self.constrained:
+            plan["input_col"] = split(cols.input_col, rows)
+        else:
+            item, offsets, _, (pos,), _ = union_per_step(
+                len(self.log_count), t1 - t0, None, [(step, x)]
+            )
+            plan["in_item"] = split(item, np.diff(offsets).tolist())
+            plan["input_col"] = split(pos, rows)
+        return plan
+
+    @torch.no_grad()
+    def run_epoch(self, bar: tqdm | None) -> float:
+        """One pass; returns the summed (official) loss over all rows."""
+        s, opt = self.sched, self.opt
+        n_h = self.n_h
+        out_table, in_table, gru_table = self.out_table, self.in_table, self.gru_table
+        w, g, gru_grad = self.gru_weights, self.gru_grads, self.gru_grad
+        minus_one, out_bufs = self.minus_one, self.out_bufs
+        # a zero gradient leaves a row unchanged only under momentum-free Adagrad
+        keep_input_bias = in_table is None and (isinstance(opt, IndexedAdam) or opt.momentum > 0)
+        loss = torch.zeros((), device=self.device)
+        shift = 0.0
+        h = self.model.init_hidden(s.n_slots, self.device)[0]
+        for c0 in range(0, s.n_steps, self.chunk_steps):
+            c1 = min(c0 + self.chunk_steps, s.n_steps)
+            plan = self._plan(c0, c1)
+            shift += plan["shift"]
+            steps = zip(
+                range(c0, c1),
+                plan["item"],
+                plan["log_weight"],
+                plan["target_flat"],
+                plan["input_col"],
+                plan["mask_h"],
+                plan["mask_e"],
+                plan["not_reset"],
+                plan["n_scored"],
+                plan["width"],
+                plan.get("in_item", plan["item"]),
+                strict=True,
+            )
+            for t, u, lw, flat, in_col, mask_h, mask_e, not_reset, n_out, width, u_in in steps:
+                n = len(flat)
+                keep = s.keep[t]
+                if keep is not None:  # the batch shrank: drop the finished slots
+                    h = h.index_select(0, keep)
+                if s.any_reset[t]:  # slots that start a new session start from zero
+                    h = h * not_reset
+                blk = out_table.index_select(0, u)  # (U, 1 + state, H + 1)
+                W = blk[:, 0]  # (U, H + 1): item vectors and biases
+                if in_table is None:
+                    xe = W[:, :n_h].index_select(0, in_col)
+                else:
+                    blk_in = in_table.index_select(0, u_in)
+                    xe = blk_in[:, 0].index_select(0, in_col)
+                if mask_e is not None:
+                    xe = xe * mask_e
+                hn, cache = _gru_forward(w, xe, h)
+                out = out_bufs[t & 1][:n]
+                if mask_h is not None:
+                    torch.mul(hn, mask_h, out=out[:, :n_h])
+                else:
+                    out[:, :n_h] = hn
+                logp = torch.log_softmax(torch.addmm(lw, out, W.t()), 1)  # (n, U)
+                loss -= logp.view(-1).index_select(0, flat).sum()
+                d_s = logp.exp_()
+                d_s.view(-1).index_add_(0, flat, minus_one[:n])
+                d_w = d_s.t() @ out  # (U, H + 1)
+                d_out = d_s @ W[:, :n_h]
+                if mask_h is not None:
+                    d_out.mul_(mask_h)
+                d_x = _gru_backward(w, cache, d_out, g)
+                if mask_e is not None:
+                    d_x.mul_(mask_e)
+                if in_table is None:
+                    d_w[:, :n_h].index_add_(0, in_col, d_x)
+                else:
+                    d_in = torch.zeros(len(u_in), d_x.shape[1], device=d_x.device)
+                    opt.step_packed(blk_in, d_in.index_add_(0, in_col, d_x))
+                    in_table.index_copy_(0, u_in, blk_in)
+                opt.step_packed(gru_table, gru_grad)
+                if keep_input_bias and n_out < width:
+                    # rows that are only inputs have no bias gradient: the official update
+                    # leaves their bias and its state alone (momentum would move them)
+                    bias_state = blk[n_out:, :, n_h].clone()
+                    opt.step_packed(blk, d_w)
+                    blk[n_out:, :, n_h] = bias_state
+                else:
+                    opt.step_packed(blk, d_w)
+                out_table.index_copy_(0, u, blk)
+                h = out[:, :n_h]
+                if bar is not None and t % 64 == 0:
+                    bar.update(s.offsets[min(t + 64, s.n_steps)] - s.offsets[t])
+        return float(loss) + shift
 
 
 def _sparse_tables(model: GRU4Rec) -> list[torch.Tensor]:
@@ -238,38 +598,28 @@ def fit_session_parallel(
     One :class:`EpochLog` per epoch run.
     """
     device = next(model.parameters()).device
+    seeds = np.random.SeedSequence(seed)
     gen = torch.Generator(device="cpu")
-    gen.manual_seed(
-        int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None else torch.seed()
-    )
+    gen.manual_seed(int(seeds.generate_state(1)[0]))
+    rng = np.random.default_rng(seeds.spawn(1)[0])
     sched = TorchSessionSchedule(session_parallel_schedule(data, config.batch_size), device)
     counts = data.item_counts()
-    log_q = torch.tensor(np.log(np.maximum(counts, 1)), dtype=torch.float32, device=device)
     sampled = objective.negatives == "sampled"
-    sampler = None
-    if sampled and objective.n_sample > 0:
-        sampler = PopularitySampler(
-            counts,
-            objective.n_sample,
-            objective.sample_alpha,
-            cache_size=objective.sample_cache_size,
-            generator=gen,
-            device=device,
-        )
-    use_logq = sampled and objective.loss == "cross-entropy" and objective.logq > 0
-    tables = _sparse_tables(model)
-    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
+    merged = config.fused and sampled and can_fuse(model, objective)
+    tables = [] if merged else _sparse_tables(model)
+    dense = [p for p in model.parameters() if all(p is not t for t in _sparse_tables(model))]
     if config.optimizer == "adagrad":
         opt: IndexedAdagradM | IndexedAdam = IndexedAdagradM(
             dense, tables, lr=config.learning_rate, momentum=config.momentum
         )
     else:
         opt = IndexedAdam(dense, tables, lr=config.learning_rate, weight_decay=config.weight_decay)
-    constrained = model.config.input_mode == "constrained"
-    fused = config.fused and can_fuse(model, objective)
-    all_items = torch.arange(1, model.n_items, device=device)
-    Wy, By, table = model.Wy, model.By, model.input_table
-    bs = float(config.batch_size)
+    fast = None
+    if merged:
+        fast = _MergedSampledLoop(model, sched, counts, objective, opt, rng, config.batch_size)
+        step_loop = fast.run_epoch
+    else:
+        step_loop = _GenericLoop(model, sched, counts, objective, config, opt, rng).run_epoch
     # dropout masks need randomness: derive torch's from the seed, scoped to this call
     fork_devices = [device] if device.type == "cuda" else []
     history: list[EpochLog] = []
@@ -279,8 +629,6 @@ def fit_session_parallel(
         for epoch in range(1, config.epochs + 1):
             model.train()
             t0 = time.perf_counter()
-            H = model.init_hidden(sched.n_slots, device)
-            loss_sum = torch.zeros((), device=device)
             bar = tqdm(
                 total=sched.n_events,
                 desc=f"epoch {epoch}",
@@ -289,77 +637,10 @@ def fit_session_parallel(
                 leave=False,
                 mininterval=1.0,
             )
-            for t in range(sched.n_steps):
-                a, b = sched.offsets[t], sched.offsets[t + 1]
-                # truncated BPTT of one step, as official
-                H = sched.carry(t, [h.detach() for h in H])
-                x = sched.inputs[a:b]
-                y = sched.targets[a:b]
-                n = b - a
-                if sampled:
-                    out_ids = torch.cat([y, sampler.sample()]) if sampler is not None else y
-                else:
-                    out_ids = all_items
-                if constrained:
-                    row_ids = torch.cat([x, out_ids])
-                    rows = Wy.detach().index_select(0, row_ids).requires_grad_(not fused)
-                    xe, O = rows.split([n, len(out_ids)])
-                else:
-                    xrows = table.detach().index_select(0, x).requires_grad_(not fused)
-                    rows = Wy.detach().index_select(0, out_ids).requires_grad_(not fused)
-                    xe, O = xrows, rows
-                bias_rows = By.detach().index_select(0, out_ids)
-                corr = (
-                    objective.logq * logq_correction(log_q[out_ids], n, objective.sample_alpha)
-                    if use_logq
-                    else None
-                )
-                if fused:
-                    loss, d_x, d_o, d_b, H[0] = fused_gru_ce_step(
-                        model,
-                        xe,
-                        H[0],
-                        O,
-                        bias_rows,
-                        corr,
-                        None if sampled else y - 1,
-                        bs,
-                    )
-                    if constrained:
-                        rows_grad = torch.cat([d_x, d_o])
-                    else:
-                        xrows_grad, rows_grad = d_x, d_o
-                    bias_grad = d_b
-                else:
-                    bias = bias_rows.requires_grad_()
-                    out = model.step(xe, H)  # (n, D)
-                    R = torch.addmm(bias, out, O.t())  # (n, M)
-                    if corr is not None:
-                        R = R - corr
-                    if not sampled:
-                        loss = full_cross_entropy(R, y - 1)
-                    elif objective.loss == "cross-entropy":
-                        loss = sampled_cross_entropy(R)
-                    else:
-                        loss = bpr_max(R, bpreg=objective.bpreg, elu_param=objective.elu_param)
-                    loss = loss / bs
-                    loss.backward()
-                    rows_grad, bias_grad = rows.grad, bias.grad
-                    xrows_grad = None if constrained else xrows.grad
-                opt.step_dense()
-                for p in dense:
-                    p.grad = None
-                if constrained:
-                    opt.step_rows(Wy, row_ids, rows_grad)
-                else:
-                    opt.step_rows(table, x, xrows_grad)
-                    opt.step_rows(Wy, out_ids, rows_grad, coalesced=not sampled)
-                opt.step_rows(By, out_ids, bias_grad, coalesced=not sampled)
-                loss_sum += loss.detach() * bs
-                if config.progress and t % 64 == 0:
-                    bar.update(sched.offsets[min(t + 64, sched.n_steps)] - a)
+            loss_avg = step_loop(bar if config.progress else None) / sched.n_events
             bar.close()
-            loss_avg = float(loss_sum) / sched.n_events
+            if fast is not None:
+                fast.write_back()
             dt = time.perf_counter() - t0
             if not math.isfinite(loss_avg):
                 raise SeqrecError(

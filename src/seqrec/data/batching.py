@@ -153,6 +153,7 @@ class TorchSessionSchedule:
     training and evaluation (which otherwise would convert per step)."""
 
     def __init__(self, s: SessionParallelSchedule, device: torch.device | str) -> None:
+        self.inputs_np, self.targets_np = s.inputs, s.targets
         self.inputs = torch.from_numpy(s.inputs).to(device)
         self.targets = torch.from_numpy(s.targets).to(device)
         self.reset = torch.from_numpy(s.reset).to(device).unsqueeze(1)  # (rows, 1)
