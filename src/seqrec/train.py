@@ -74,9 +74,10 @@ class TrainConfig(BaseModel):
     valid_metric: str = "recall@20"
     eval_batch_size: int = Field(512, ge=1)
     fused: bool = True
-    """Use the hand-written forward/backward of :func:`fused_gru_ce_step` where it applies
-    (one GRU layer, cross-entropy, constrained or separate embedding); same maths as autograd,
-    fewer kernel launches."""
+    """Where it applies (one GRU layer, cross-entropy, constrained or separate embedding),
+    use the hand-written forward/backward instead of autograd, and with sampled negatives
+    the fast loop with merged output columns and packed tables (same maths, a few times
+    fewer kernels; see docs/models/gru4rec.md). ``False``: autograd, official layout."""
     device: str = "auto"
     progress: bool = True
 
