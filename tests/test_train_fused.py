@@ -1,58 +1,36 @@
 import pytest
 import torch
 
-from seqrec.losses import full_cross_entropy, sampled_cross_entropy
 from seqrec.models import GRU4Rec, GRU4RecConfig
-from seqrec.train import fused_gru_ce_step
+from seqrec.train import _cell_weights, _dropout_masks, _gru_backward, _gru_forward
 
 
-@pytest.mark.parametrize("constrained", [True, False])
-@pytest.mark.parametrize("full", [False, True])
-def test_fused_step_matches_autograd(constrained, full):
+def test_gru_forward_backward_match_autograd():
     torch.manual_seed(0)
-    cfg = GRU4RecConfig(
-        layers=[8], constrained_embedding=constrained, embedding_dim=0 if constrained else 5
-    )
-    m = GRU4Rec(cfg, 20)
-    n, M = 4, 20 if full else 11
-    xe = torch.randn(n, 8 if constrained else 5, requires_grad=True)
-    h = torch.randn(n, 8)
-    O = torch.randn(M, 8, requires_grad=True)
-    b = torch.randn(M, requires_grad=True)
-    corr = None if full else torch.rand(M)
-    tgt = torch.randint(0, M, (n,)) if full else None
-    # autograd reference
-    hid = [h.clone()]
-    out = m.step(xe, hid)
-    R = torch.addmm(b, out, O.t())
-    if corr is not None:
-        R = R - corr
-    loss = (full_cross_entropy(R, tgt) if full else sampled_cross_entropy(R)) / 7.0
-    loss.backward()
-    ref = {k: p.grad.clone() for k, p in m.cells[0].named_parameters()}
-    for p in m.parameters():
-        p.grad = None
-    got_loss, d_x, d_o, d_b, new_h = fused_gru_ce_step(
-        m, xe.detach(), h, O.detach(), b.detach(), corr, tgt, 7.0
-    )
-    assert torch.allclose(got_loss, loss.detach(), atol=1e-6)
-    assert torch.allclose(d_x, xe.grad, atol=1e-6)
-    assert torch.allclose(d_o, O.grad, atol=1e-6)
-    assert torch.allclose(d_b, b.grad, atol=1e-6)
-    assert torch.allclose(new_h, out.detach(), atol=1e-6)
-    for k, p in m.cells[0].named_parameters():
-        assert torch.allclose(p.grad, ref[k], atol=1e-6), k
+    cell = torch.nn.GRUCell(5, 8)
+    x = torch.randn(4, 5, requires_grad=True)
+    h = torch.randn(4, 8)
+    d_hn = torch.randn(4, 8)
+    ref = cell(x, h)
+    ref.backward(d_hn)
+    w = _cell_weights(cell)
+    grads = tuple(torch.empty_like(p) for p in w)
+    with torch.no_grad():
+        hn, cache = _gru_forward(w, x.detach(), h)
+        d_x = _gru_backward(w, cache, d_hn, grads)
+    assert torch.allclose(hn, ref.detach(), atol=1e-6)
+    assert torch.allclose(d_x, x.grad, atol=1e-6)
+    for p, g in zip(w, grads, strict=True):
+        assert torch.allclose(g, p.grad, atol=1e-6)
 
 
-def test_fused_dropout_scales_like_inverted_dropout():
+def test_dropout_masks_scale_like_inverted_dropout():
     torch.manual_seed(0)
-    m = GRU4Rec(GRU4RecConfig(layers=[6], dropout_hidden=0.5), 70)
-    h = torch.zeros(64, 6)
-    _, _, _, _, out = fused_gru_ce_step(
-        m, torch.randn(64, 6), h, torch.randn(70, 6), torch.zeros(70), None, None, 1.0
-    )
-    zero_frac = (out == 0).float().mean().item()
-    assert 0.35 < zero_frac < 0.65
+    m = _dropout_masks(20_000, 6, 0.4, torch.device("cpu"))
+    assert m.shape == (20_000, 6)
+    assert (m == 0).float().mean().item() == pytest.approx(0.4, abs=0.01)
+    assert m.unique().tolist() == [0.0, pytest.approx(1 / 0.6)]
+    assert _dropout_masks(5, 6, 0.0, torch.device("cpu")) is None
 
 
 class _FixedSampler:
@@ -110,6 +88,8 @@ class _ReplayMasks:
         (True, "adagrad", 0.2, 0.0, True, 12),
         (False, "adagrad", 0.3, 0.0, True, 12),
         (True, "adagrad", 0.2, 0.0, False, 0),
+        (True, "adagrad", 0.2, 0.0, True, None),  # None: full softmax
+        (False, "adam", 0.0, 0.01, False, None),
     ],
 )
 def test_merged_columns_loop_trains_exactly_like_autograd(
@@ -139,7 +119,11 @@ def test_merged_columns_loop_trains_exactly_like_autograd(
         dropout_embed=p_e,
         dropout_hidden=p_h,
     )
-    obj = ObjectiveConfig(n_sample=n_sample, sample_alpha=0.5, logq=1.0)
+    obj = (
+        ObjectiveConfig(negatives="full")
+        if n_sample is None
+        else ObjectiveConfig(n_sample=n_sample, sample_alpha=0.5, logq=1.0)
+    )
     models, logs = [], []
     for fused in (True, False):
         replay = _ReplayMasks(6, [p_e, p_h])

@@ -126,7 +126,8 @@ def flush_denormals() -> Iterator[None]:
 
 
 def can_fuse(model: GRU4Rec, objective: ObjectiveConfig) -> bool:
-    """Whether :func:`fused_gru_ce_step` computes this model's gradients."""
+    """Whether the fast loop (hand-written forward/backward, packed tables) trains this model:
+    one GRU layer, an input embedding (shared or separate) and cross-entropy."""
     return (
         isinstance(model, GRU4Rec)
         and len(model.cells) == 1
@@ -184,71 +185,9 @@ def _gru_backward(
     return d_gi @ w[0]
 
 
-@torch.no_grad()
-def fused_gru_ce_step(
-    model: GRU4Rec,
-    xe: torch.Tensor,
-    h: torch.Tensor,
-    O: torch.Tensor,
-    bias: torch.Tensor,
-    corr: torch.Tensor | None,
-    targets: torch.Tensor | None,
-    batch_size: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One training step of a 1-layer GRU4Rec with softmax cross-entropy, by hand.
-
-    Forward and backward are written out (:func:`_gru_forward`), so a step costs ~30
-    kernels instead of autograd's graph. Gradients of the GRU weights are stored in their
-    ``.grad``; those of the looked-up rows are returned.
-
-    Parameters
-    ----------
-    xe : (n, E) input rows; h : (n, H) previous state; O : (M, H) output rows;
-    bias : (M,) output biases; corr : (M,) subtracted from the scores (logQ) or None;
-    targets : (n,) target column per row, or None for the diagonal (sampled layout).
-
-    Returns
-    -------
-    loss (sum over rows / batch_size), d_xe (n, E), d_O (M, H), d_bias (M,), new state (n, H)
-    """
-    cell = model.cells[0]
-    p_e, p_h = model.config.dropout_embed, model.config.dropout_hidden
-    n = xe.shape[0]
-    me = mh = None
-    if p_e > 0:
-        me = torch.empty_like(xe).bernoulli_(1 - p_e).div_(1 - p_e)
-        xe = xe * me
-    w = _cell_weights(cell)
-    hn, cache = _gru_forward(w, xe, h)
-    out = hn
-    if p_h > 0:
-        mh = torch.empty_like(hn).bernoulli_(1 - p_h).div_(1 - p_h)
-        out = hn * mh
-    R = torch.addmm(bias, out, O.t())  # (n, M)
-    if corr is not None:
-        R = R - corr
-    cols = torch.arange(n, device=R.device) if targets is None else targets
-    rows_idx = torch.arange(n, device=R.device)
-    logp = torch.log_softmax(R, dim=1)  # (n, M)
-    loss = -logp[rows_idx, cols].sum() / batch_size
-    dR = logp.exp_()
-    dR[rows_idx, cols] -= 1.0
-    dR.div_(batch_size)  # (n, M)
-    d_O = dR.t() @ out  # (M, H)
-    d_b = dR.sum(0)  # (M,)
-    d_out = dR @ O  # (n, H)
-    grads = tuple(torch.empty_like(p) for p in w)
-    d_x = _gru_backward(w, cache, d_out if mh is None else d_out.mul_(mh), grads)
-    for p, g in zip(w, grads, strict=True):
-        p.grad = g
-    if me is not None:
-        d_x.mul_(me)
-    return loss, d_x, d_O, d_b, out
-
-
 class _GenericLoop:
-    """The step loop of :func:`fit_session_parallel` for every model and objective: autograd
-    (or :func:`fused_gru_ce_step`), official column layout, row-sparse table updates."""
+    """The step loop of :func:`fit_session_parallel` for every model and objective: autograd,
+    the official column layout, row-sparse table updates."""
 
     def __init__(
         self,
@@ -275,14 +214,13 @@ class _GenericLoop:
                 device=device,
             )
         self.use_logq = self.sampled and objective.loss == "cross-entropy" and objective.logq > 0
-        self.fused = config.fused and can_fuse(model, objective)
         self.all_items = torch.arange(1, model.n_items, device=device)
         self.batch_size = float(config.batch_size)
 
     def run_epoch(self, bar: tqdm | None) -> float:
         """One pass; returns the summed loss over all rows."""
         model, sched, objective, opt = self.model, self.sched, self.objective, self.opt
-        sampled, sampler, fused, bs = self.sampled, self.sampler, self.fused, self.batch_size
+        sampled, sampler, bs = self.sampled, self.sampler, self.batch_size
         constrained = model.config.input_mode == "constrained"
         Wy, By, table = model.Wy, model.By, model.input_table
         dense = opt.dense
@@ -301,11 +239,11 @@ class _GenericLoop:
                 out_ids = self.all_items
             if constrained:
                 row_ids = torch.cat([x, out_ids])
-                rows = Wy.detach().index_select(0, row_ids).requires_grad_(not fused)
+                rows = Wy.detach().index_select(0, row_ids).requires_grad_()
                 xe, O = rows.split([n, len(out_ids)])
             else:
-                xrows = table.detach().index_select(0, x).requires_grad_(not fused)
-                rows = Wy.detach().index_select(0, out_ids).requires_grad_(not fused)
+                xrows = table.detach().index_select(0, x).requires_grad_()
+                rows = Wy.detach().index_select(0, out_ids).requires_grad_()
                 xe, O = xrows, rows
             bias_rows = By.detach().index_select(0, out_ids)
             corr = (
@@ -313,31 +251,21 @@ class _GenericLoop:
                 if self.use_logq
                 else None
             )
-            if fused:
-                loss, d_x, d_o, d_b, H[0] = fused_gru_ce_step(
-                    model, xe, H[0], O, bias_rows, corr, None if sampled else y - 1, bs
-                )
-                if constrained:
-                    rows_grad = torch.cat([d_x, d_o])
-                else:
-                    xrows_grad, rows_grad = d_x, d_o
-                bias_grad = d_b
+            bias = bias_rows.requires_grad_()
+            out = model.step(xe, H)  # (n, D)
+            R = torch.addmm(bias, out, O.t())  # (n, M)
+            if corr is not None:
+                R = R - corr
+            if not sampled:
+                loss = full_cross_entropy(R, y - 1)
+            elif objective.loss == "cross-entropy":
+                loss = sampled_cross_entropy(R)
             else:
-                bias = bias_rows.requires_grad_()
-                out = model.step(xe, H)  # (n, D)
-                R = torch.addmm(bias, out, O.t())  # (n, M)
-                if corr is not None:
-                    R = R - corr
-                if not sampled:
-                    loss = full_cross_entropy(R, y - 1)
-                elif objective.loss == "cross-entropy":
-                    loss = sampled_cross_entropy(R)
-                else:
-                    loss = bpr_max(R, bpreg=objective.bpreg, elu_param=objective.elu_param)
-                loss = loss / bs
-                loss.backward()
-                rows_grad, bias_grad = rows.grad, bias.grad
-                xrows_grad = None if constrained else xrows.grad
+                loss = bpr_max(R, bpreg=objective.bpreg, elu_param=objective.elu_param)
+            loss = loss / bs
+            loss.backward()
+            rows_grad, bias_grad = rows.grad, bias.grad
+            xrows_grad = None if constrained else xrows.grad
             opt.step_dense()
             for p in dense:
                 p.grad = None
@@ -360,7 +288,7 @@ def _dropout_masks(rows: int, size: int, p: float, device: torch.device) -> torc
     return torch.rand(rows, size, device=device).lt_(1 - p).div_(1 - p)
 
 
-class _MergedSampledLoop:
+class _FastLoop:
     """The fast path of :func:`fit_session_parallel`: a 1-layer GRU4Rec with sampled softmax
     cross-entropy, hand-written forward/backward, merged output columns and packed tables.
 
@@ -386,8 +314,9 @@ class _MergedSampledLoop:
         self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
         self.device = dev = model.Wy.device
         self.log_count = np.log(np.maximum(counts, 1)).astype(np.float64)
+        self.full = objective.negatives == "full"
         self.sampler = None
-        if objective.n_sample > 0:
+        if not self.full and objective.n_sample > 0:
             self.sampler = PopularitySampler(
                 counts, objective.n_sample, objective.sample_alpha, cache_size=1, rng=rng
             )
@@ -405,7 +334,8 @@ class _MergedSampledLoop:
         self.gru_grad = torch.zeros_like(flat)[None]
         self.gru_weights = self._views(self.gru_table[0, 0])
         self.gru_grads = self._views(self.gru_grad[0])
-        width = (objective.n_sample + 2 * sched.n_slots) * 8
+        n_cols = model.n_items if self.full else objective.n_sample + 2 * sched.n_slots
+        width = n_cols * 8
         rows = sched.n_slots * max(self.n_h, self.n_in)
         self.chunk_steps = max(1, min(2**24 // width, 2**23 // rows))
         # the last layer's (dropped-out) output with a column of ones for the biases; two
@@ -439,22 +369,9 @@ class _MergedSampledLoop:
         row_off = np.asarray(s.offsets[t0 : t1 + 1], dtype=np.int64) - a
         rows = np.diff(row_off).tolist()
         x, y = s.inputs_np[a:b], s.targets_np[a:b]
-        samples = None
-        if self.sampler is not None:
-            samples = self.sampler.draw((t1 - t0, self.objective.n_sample))
-        cols = merge_sampled_columns(
-            y,
-            row_off,
-            samples,
-            self.log_count,
-            alpha=self.objective.sample_alpha,
-            logq=self.logq,
-            inputs=x if self.constrained else None,
-        )
-        step = np.repeat(np.arange(t1 - t0), np.diff(row_off))
-        width = np.diff(cols.offsets)
-        target_flat = (np.arange(b - a) - row_off[step]) * width[step] + cols.target_col
-        widths = width.tolist()
+        n_steps = t1 - t0
+        step = np.repeat(np.arange(n_steps), rows)
+        row_in_step = np.arange(b - a) - row_off[step]
 
         def split(arr: np.ndarray | torch.Tensor | None, sizes: list[int]) -> list:
             if arr is None:
@@ -464,21 +381,50 @@ class _MergedSampledLoop:
             return list(torch.split(arr, sizes))
 
         plan = {
-            "item": split(cols.item, widths),
-            "log_weight": split(cols.log_weight, widths),
-            "target_flat": split(target_flat, rows),
-            "n_scored": cols.n_scored.tolist(),
-            "width": widths,
-            "shift": cols.loss_shift,
             "mask_h": split(_dropout_masks(b - a, self.n_h, cfg.dropout_hidden, dev), rows),
             "mask_e": split(_dropout_masks(b - a, self.n_in, cfg.dropout_embed, dev), rows),
             "not_reset": split(self.not_reset[a:b], rows),
         }
+        if self.full:
+            # every item but padding is a column: item i is column i - 1
+            n_cols = len(self.log_count) - 1
+            plan.update(
+                item=[None] * n_steps,
+                log_weight=[None] * n_steps,
+                target_flat=split(row_in_step * n_cols + y - 1, rows),
+                n_scored=[n_cols] * n_steps,
+                width=[n_cols] * n_steps,
+                shift=0.0,
+            )
+            input_col = x - 1
+        else:
+            samples = None
+            if self.sampler is not None:
+                samples = self.sampler.draw((n_steps, self.objective.n_sample))
+            cols = merge_sampled_columns(
+                y,
+                row_off,
+                samples,
+                self.log_count,
+                alpha=self.objective.sample_alpha,
+                logq=self.logq,
+                inputs=x if self.constrained else None,
+            )
+            widths = np.diff(cols.offsets)
+            plan.update(
+                item=split(cols.item, widths.tolist()),
+                log_weight=split(cols.log_weight, widths.tolist()),
+                target_flat=split(row_in_step * widths[step] + cols.target_col, rows),
+                n_scored=cols.n_scored.tolist(),
+                width=widths.tolist(),
+                shift=cols.loss_shift,
+            )
+            input_col = cols.input_col
         if self.constrained:
-            plan["input_col"] = split(cols.input_col, rows)
+            plan["input_col"] = split(input_col, rows)
         else:
             item, offsets, _, (pos,), _ = union_per_step(
-                len(self.log_count), t1 - t0, None, [(step, x)]
+                len(self.log_count), n_steps, None, [(step, x)]
             )
             plan["in_item"] = split(item, np.diff(offsets).tolist())
             plan["input_col"] = split(pos, rows)
@@ -492,6 +438,7 @@ class _MergedSampledLoop:
         out_table, in_table, gru_table = self.out_table, self.in_table, self.gru_table
         w, g, gru_grad = self.gru_weights, self.gru_grads, self.gru_grad
         minus_one, out_bufs = self.minus_one, self.out_bufs
+        all_rows = out_table[1:]
         # a zero gradient leaves a row unchanged only under momentum-free Adagrad
         keep_input_bias = in_table is None and (isinstance(opt, IndexedAdam) or opt.momentum > 0)
         loss = torch.zeros((), device=self.device)
@@ -522,7 +469,8 @@ class _MergedSampledLoop:
                     h = h.index_select(0, keep)
                 if s.any_reset[t]:  # slots that start a new session start from zero
                     h = h * not_reset
-                blk = out_table.index_select(0, u)  # (U, 1 + state, H + 1)
+                # (U, 1 + state, H + 1): the touched rows, or all but padding (full softmax)
+                blk = all_rows if u is None else out_table.index_select(0, u)
                 W = blk[:, 0]  # (U, H + 1): item vectors and biases
                 if in_table is None:
                     xe = W[:, :n_h].index_select(0, in_col)
@@ -537,7 +485,8 @@ class _MergedSampledLoop:
                     torch.mul(hn, mask_h, out=out[:, :n_h])
                 else:
                     out[:, :n_h] = hn
-                logp = torch.log_softmax(torch.addmm(lw, out, W.t()), 1)  # (n, U)
+                scores = out @ W.t() if lw is None else torch.addmm(lw, out, W.t())  # (n, U)
+                logp = torch.log_softmax(scores, 1)
                 loss -= logp.view(-1).index_select(0, flat).sum()
                 d_s = logp.exp_()
                 d_s.view(-1).index_add_(0, flat, minus_one[:n])
@@ -563,7 +512,8 @@ class _MergedSampledLoop:
                     blk[n_out:, :, n_h] = bias_state
                 else:
                     opt.step_packed(blk, d_w)
-                out_table.index_copy_(0, u, blk)
+                if u is not None:
+                    out_table.index_copy_(0, u, blk)
                 h = out[:, :n_h]
                 if bar is not None and t % 64 == 0:
                     bar.update(s.offsets[min(t + 64, s.n_steps)] - s.offsets[t])
@@ -605,9 +555,8 @@ def fit_session_parallel(
     rng = np.random.default_rng(seeds.spawn(1)[0])
     sched = TorchSessionSchedule(session_parallel_schedule(data, config.batch_size), device)
     counts = data.item_counts()
-    sampled = objective.negatives == "sampled"
-    merged = config.fused and sampled and can_fuse(model, objective)
-    tables = [] if merged else _sparse_tables(model)
+    fast_loop = config.fused and can_fuse(model, objective)
+    tables = [] if fast_loop else _sparse_tables(model)
     dense = [p for p in model.parameters() if all(p is not t for t in _sparse_tables(model))]
     if config.optimizer == "adagrad":
         opt: IndexedAdagradM | IndexedAdam = IndexedAdagradM(
@@ -616,8 +565,8 @@ def fit_session_parallel(
     else:
         opt = IndexedAdam(dense, tables, lr=config.learning_rate, weight_decay=config.weight_decay)
     fast = None
-    if merged:
-        fast = _MergedSampledLoop(model, sched, counts, objective, opt, rng, config.batch_size)
+    if fast_loop:
+        fast = _FastLoop(model, sched, counts, objective, opt, rng, config.batch_size)
         step_loop = fast.run_epoch
     else:
         step_loop = _GenericLoop(model, sched, counts, objective, config, opt, rng).run_epoch
