@@ -152,12 +152,14 @@ def _gru_forward(
     n_h = h.shape[1]
     gi = torch.addmm(b_ih, x, w_ih.t())  # (n, 3H)
     gh = torch.addmm(b_hh, h, w_hh.t())  # (n, 3H)
-    rz = torch.sigmoid(gi[:, : 2 * n_h] + gh[:, : 2 * n_h])
-    r, z = rz[:, :n_h], rz[:, n_h:]
-    h_n = gh[:, 2 * n_h :]
-    c = torch.tanh(torch.addcmul(gi[:, 2 * n_h :], r, h_n))
-    hn = torch.addcmul(c, z, h - c)  # (1 - z) * c + z * h
-    return hn, (x, h, rz, c, h_n)
+    rz, gi_n = gi.split((2 * n_h, n_h), 1)
+    gh_rz, h_n = gh.split((2 * n_h, n_h), 1)
+    rz.add_(gh_rz).sigmoid_()
+    r, z = rz.split(n_h, 1)
+    c = torch.addcmul(gi_n, r, h_n).tanh_()
+    hc = h - c
+    hn = torch.addcmul(c, z, hc)  # (1 - z) * c + z * h
+    return hn, (x, h, rz, r, z, c, h_n, hc)
 
 
 def _gru_backward(
@@ -165,18 +167,18 @@ def _gru_backward(
 ) -> torch.Tensor:
     """Backward of :func:`_gru_forward` given ``d_hn``: the weight gradients are written into
     ``grads`` (same shapes as ``w``), the input's gradient is returned."""
-    x, h, rz, c, h_n = cache
+    x, h, rz, r, z, c, h_n, hc = cache
     n, n_h = h.shape
-    r, z = rz[:, :n_h], rz[:, n_h:]
     d_gi = torch.empty(n, 3 * n_h, dtype=h.dtype, device=h.device)
-    d_n = torch.addcmul(d_hn, d_hn, z, value=-1, out=d_gi[:, 2 * n_h :])  # d c = d_hn (1 - z)
+    d_rz, d_n = d_gi.split((2 * n_h, n_h), 1)
+    d_r, d_z = d_rz.split(n_h, 1)
+    torch.addcmul(d_hn, d_hn, z, value=-1, out=d_n)  # d c = d_hn (1 - z)
     d_n.addcmul_(d_n * c, c, value=-1)  # through tanh: * (1 - c^2)
-    d_rz = d_gi[:, : 2 * n_h]
-    torch.mul(d_n, h_n, out=d_rz[:, :n_h])  # d r
-    torch.mul(d_hn, h - c, out=d_rz[:, n_h:])  # d z
+    torch.mul(d_n, h_n, out=d_r)
+    torch.mul(d_hn, hc, out=d_z)
     d_rz.mul_(torch.addcmul(rz, rz, rz, value=-1))  # through the sigmoids: * rz (1 - rz)
     d_gh = d_gi.clone()
-    d_gh[:, 2 * n_h :].mul_(r)
+    d_gh.narrow(1, 2 * n_h, n_h).mul_(r)
     g_ih, g_hh, gb_ih, gb_hh = grads
     torch.mm(d_gi.t(), x, out=g_ih)
     torch.mm(d_gh.t(), h, out=g_hh)
@@ -437,7 +439,8 @@ class _FastLoop:
         n_h = self.n_h
         out_table, in_table, gru_table = self.out_table, self.in_table, self.gru_table
         w, g, gru_grad = self.gru_weights, self.gru_grads, self.gru_grad
-        minus_one, out_bufs = self.minus_one, self.out_bufs
+        minus_one, n_slots = self.minus_one, s.n_slots
+        out_views = [(o, o[:, :n_h]) for o in self.out_bufs]
         all_rows = out_table[1:]
         # a zero gradient leaves a row unchanged only under momentum-free Adagrad
         keep_input_bias = in_table is None and (isinstance(opt, IndexedAdam) or opt.momentum > 0)
@@ -472,26 +475,30 @@ class _FastLoop:
                 # (U, 1 + state, H + 1): the touched rows, or all but padding (full softmax)
                 blk = all_rows if u is None else out_table.index_select(0, u)
                 W = blk[:, 0]  # (U, H + 1): item vectors and biases
+                W_h = W[:, :n_h]
                 if in_table is None:
-                    xe = W[:, :n_h].index_select(0, in_col)
+                    xe = W_h.index_select(0, in_col)
                 else:
                     blk_in = in_table.index_select(0, u_in)
                     xe = blk_in[:, 0].index_select(0, in_col)
                 if mask_e is not None:
                     xe = xe * mask_e
                 hn, cache = _gru_forward(w, xe, h)
-                out = out_bufs[t & 1][:n]
+                out, out_h = out_views[t & 1]
+                if n < n_slots:
+                    out, out_h = out[:n], out_h[:n]
                 if mask_h is not None:
-                    torch.mul(hn, mask_h, out=out[:, :n_h])
+                    torch.mul(hn, mask_h, out=out_h)
                 else:
-                    out[:, :n_h] = hn
+                    out_h.copy_(hn)
                 scores = out @ W.t() if lw is None else torch.addmm(lw, out, W.t())  # (n, U)
-                logp = torch.log_softmax(scores, 1)
-                loss -= logp.view(-1).index_select(0, flat).sum()
-                d_s = logp.exp_()
-                d_s.view(-1).index_add_(0, flat, minus_one[:n])
+                d_s = torch.log_softmax(scores, 1)  # log-probabilities, then their gradient
+                d_s_flat = d_s.view(-1)
+                loss -= d_s_flat.index_select(0, flat).sum()
+                d_s.exp_()
+                d_s_flat.index_add_(0, flat, minus_one if n == n_slots else minus_one[:n])
                 d_w = d_s.t() @ out  # (U, H + 1)
-                d_out = d_s @ W[:, :n_h]
+                d_out = d_s @ W_h
                 if mask_h is not None:
                     d_out.mul_(mask_h)
                 d_x = _gru_backward(w, cache, d_out, g)
@@ -514,7 +521,7 @@ class _FastLoop:
                     opt.step_packed(blk, d_w)
                 if u is not None:
                     out_table.index_copy_(0, u, blk)
-                h = out[:, :n_h]
+                h = out_h
                 if bar is not None and t % 64 == 0:
                     bar.update(s.offsets[min(t + 64, s.n_steps)] - s.offsets[t])
         return float(loss) + shift
