@@ -291,16 +291,17 @@ def _dropout_masks(rows: int, size: int, p: float, device: torch.device) -> torc
 
 
 class _FastLoop:
-    """The fast path of :func:`fit_session_parallel`: a 1-layer GRU4Rec with sampled softmax
-    cross-entropy, hand-written forward/backward, merged output columns and packed tables.
+    """The fast path of :func:`fit_session_parallel`: a 1-layer GRU4Rec with softmax
+    cross-entropy (sampled or full), hand-written forward/backward and packed tables.
 
     Ahead of each run of steps it draws the negatives in bulk, merges every step's output
     columns (:func:`seqrec.losses.merge_sampled_columns`: each touched item once, duplicates
     and logQ corrections folded into a log-weight), draws the dropout masks and cuts all of
     it into per-step views. A step then gathers each touched row of ``[Wy | By]`` together
     with its optimiser state (one gather), scores, backpropagates, updates the rows in place
-    and scatters them back. The GRU weights live in one flat packed row, so their update is
-    a handful of kernels. The maths is the official step's; only the layout differs.
+    and scatters them back; with full softmax every row but padding is a column and the
+    table is updated in place. The GRU weights live in one flat packed row, so their update
+    is a handful of kernels. The maths is the official step's; only the layout differs.
     """
 
     def __init__(
