@@ -42,7 +42,9 @@ class ObjectiveConfig(BaseModel):
     elu_param
         ELU applied to scores before BPR-max [elu_param]; 0 disables it.
     sample_cache_size
-        How many negative ids are drawn in bulk ahead of time [sample_cache_max_size].
+        How many negative ids are drawn in bulk ahead of time [sample_cache_max_size], in
+        the autograd loop; the fast loop draws the negatives of each run of ~1,000 steps
+        together with their merged columns.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
