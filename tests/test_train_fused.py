@@ -154,3 +154,30 @@ def test_merged_columns_loop_trains_exactly_like_autograd(
         assert torch.allclose(a, b, atol=1e-5), k
     for la, lb in zip(*logs, strict=True):
         assert la.loss == pytest.approx(lb.loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_early_stopping_keeps_the_best_epoch_and_validation_sees_trained_weights(fused):
+    from seqrec.data import SequenceData, Vocabulary
+    from seqrec.data.synthetic import synthetic_sessions
+    from seqrec.losses import ObjectiveConfig
+    from seqrec.train import TrainConfig, fit_session_parallel
+
+    df = synthetic_sessions(n_sessions=300, n_items=50, seed=0)
+    data = SequenceData.from_frame(df, Vocabulary.fit(df["item_id"]))
+    torch.manual_seed(0)
+    m = GRU4Rec(GRU4RecConfig(layers=[8]), data.n_items)
+    start = {k: v.clone() for k, v in m.state_dict().items()}
+    seen, scores = [], iter([0.5, 0.4, 0.3, 0.2])
+
+    def validate(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"recall@20": next(scores)}
+
+    tc = TrainConfig(epochs=4, batch_size=8, patience=1, fused=fused, progress=False, device="cpu")
+    log = fit_session_parallel(m, data, ObjectiveConfig(n_sample=16), tc, seed=0, validate=validate)
+    assert len(log) == 2  # epoch 2 did not improve, patience 1
+    assert not torch.equal(seen[0]["Wy"], start["Wy"])  # validation saw trained weights
+    assert not torch.equal(seen[1]["Wy"], seen[0]["Wy"])
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, seen[0][k]), k  # the best (first) epoch's weights are kept
