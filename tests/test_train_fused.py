@@ -79,21 +79,23 @@ class _ReplayMasks:
 
 
 @pytest.mark.parametrize(
-    "constrained,optimizer,momentum,weight_decay,dropout,n_sample",
+    "constrained,optimizer,momentum,weight_decay,dropout,n_sample,batch_size",
     [
-        (True, "adagrad", 0.2, 0.0, False, 12),
-        (False, "adagrad", 0.0, 0.0, False, 12),
-        (True, "adam", 0.0, 0.0, False, 12),
-        (False, "adam", 0.0, 0.01, False, 12),
-        (True, "adagrad", 0.2, 0.0, True, 12),
-        (False, "adagrad", 0.3, 0.0, True, 12),
-        (True, "adagrad", 0.2, 0.0, False, 0),
-        (True, "adagrad", 0.2, 0.0, True, None),  # None: full softmax
-        (False, "adam", 0.0, 0.01, False, None),
+        (True, "adagrad", 0.2, 0.0, False, 12, 5),
+        (False, "adagrad", 0.0, 0.0, False, 12, 5),
+        (True, "adam", 0.0, 0.0, False, 12, 5),
+        (False, "adam", 0.0, 0.01, False, 12, 5),
+        (True, "adagrad", 0.2, 0.0, True, 12, 5),
+        (False, "adagrad", 0.3, 0.0, True, 12, 5),
+        (True, "adagrad", 0.2, 0.0, False, 0, 5),
+        (True, "adagrad", 0.2, 0.0, True, None, 5),  # None: full softmax
+        (False, "adam", 0.0, 0.01, False, None, 5),
+        (True, "adagrad", 0.2, 0.0, True, 12, 64),  # more slots than sessions
+        (True, "adagrad", 0.0, 0.0, False, 12, 1),  # one session at a time
     ],
 )
 def test_merged_columns_loop_trains_exactly_like_autograd(
-    monkeypatch, constrained, optimizer, momentum, weight_decay, dropout, n_sample
+    monkeypatch, constrained, optimizer, momentum, weight_decay, dropout, n_sample, batch_size
 ):
     """The fast loop (merged duplicate columns, packed tables, bulk dropout masks) against
     autograd over the official column layout, fed the same negatives and dropout masks:
@@ -137,7 +139,7 @@ def test_merged_columns_loop_trains_exactly_like_autograd(
             m.drop_embed, m.drop_hidden = replay.module(p_e), replay.module(p_h)
         tc = TrainConfig(
             epochs=2,
-            batch_size=5,
+            batch_size=batch_size,
             optimizer=optimizer,
             learning_rate=0.05,
             momentum=momentum,
