@@ -292,7 +292,7 @@ def merge_sampled_columns(
     return MergedColumns(
         item=item,
         offsets=offsets,
-        log_weight=log_weight.astype(np.float32),
+        log_weight=log_weight,
         target_col=target_col,
         input_col=pos[1] if inputs is not None else None,
         n_scored=part_sizes[:, :2].sum(1),

@@ -75,9 +75,9 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(512, ge=1)
     fused: bool = True
     """Where it applies (one GRU layer, cross-entropy, constrained or separate embedding),
-    use the hand-written forward/backward instead of autograd, and with sampled negatives
-    the fast loop with merged output columns and packed tables (same maths, a few times
-    fewer kernels; see docs/models/gru4rec.md). ``False``: autograd, official layout."""
+    train with the fast loop: hand-written forward/backward, packed tables and, with sampled
+    negatives, merged output columns (same maths, a few times fewer kernels; see
+    docs/models/gru4rec.md). ``False``: autograd over the official layout."""
     device: str = "auto"
     progress: bool = True
 
@@ -247,13 +247,12 @@ class _GenericLoop:
                 xrows = table.detach().index_select(0, x).requires_grad_()
                 rows = Wy.detach().index_select(0, out_ids).requires_grad_()
                 xe, O = xrows, rows
-            bias_rows = By.detach().index_select(0, out_ids)
+            bias = By.detach().index_select(0, out_ids).requires_grad_()
             corr = (
                 objective.logq * logq_correction(self.log_q[out_ids], n, objective.sample_alpha)
                 if self.use_logq
                 else None
             )
-            bias = bias_rows.requires_grad_()
             out = model.step(xe, H)  # (n, D)
             R = torch.addmm(bias, out, O.t())  # (n, M)
             if corr is not None:
@@ -316,7 +315,7 @@ class _FastLoop:
     ) -> None:
         self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
         self.device = dev = model.Wy.device
-        self.log_count = np.log(np.maximum(counts, 1)).astype(np.float64)
+        self.log_count = np.log(np.maximum(counts, 1))
         self.full = objective.negatives == "full"
         self.sampler = None
         if not self.full and objective.n_sample > 0:
@@ -345,7 +344,6 @@ class _FastLoop:
         # buffers alternate, so a step's input state is never overwritten while in use
         self.out_bufs = [torch.ones(sched.n_slots, self.n_h + 1, device=dev) for _ in range(2)]
         self.minus_one = torch.full((sched.n_slots,), -1.0, device=dev)
-        self.not_reset = (~sched.reset).float()  # (rows, 1)
 
     def _views(self, flat: torch.Tensor) -> GRUWeights:
         """The GRU weights as views of one flat tensor."""
@@ -386,7 +384,6 @@ class _FastLoop:
         plan = {
             "mask_h": split(_dropout_masks(b - a, self.n_h, cfg.dropout_hidden, dev), rows),
             "mask_e": split(_dropout_masks(b - a, self.n_in, cfg.dropout_embed, dev), rows),
-            "not_reset": split(self.not_reset[a:b], rows),
         }
         if self.full:
             # every item but padding is a column: item i is column i - 1
@@ -425,6 +422,7 @@ class _FastLoop:
             input_col = cols.input_col
         if self.constrained:
             plan["input_col"] = split(input_col, rows)
+            plan["in_item"] = [None] * n_steps  # inputs are rows of the output table
         else:
             item, offsets, _, (pos,), _ = union_per_step(
                 len(self.log_count), n_steps, None, [(step, x)]
@@ -460,19 +458,14 @@ class _FastLoop:
                 plan["input_col"],
                 plan["mask_h"],
                 plan["mask_e"],
-                plan["not_reset"],
                 plan["n_scored"],
                 plan["width"],
-                plan.get("in_item", plan["item"]),
+                plan["in_item"],
                 strict=True,
             )
-            for t, u, lw, flat, in_col, mask_h, mask_e, not_reset, n_out, width, u_in in steps:
+            for t, u, lw, flat, in_col, mask_h, mask_e, n_out, width, u_in in steps:
                 n = len(flat)
-                keep = s.keep[t]
-                if keep is not None:  # the batch shrank: drop the finished slots
-                    h = h.index_select(0, keep)
-                if s.any_reset[t]:  # slots that start a new session start from zero
-                    h = h * not_reset
+                h = s.carry(t, [h])[0]
                 # (U, 1 + state, H + 1): the touched rows, or all but padding (full softmax)
                 blk = all_rows if u is None else out_table.index_select(0, u)
                 W = blk[:, 0]  # (U, H + 1): item vectors and biases
