@@ -95,6 +95,28 @@ def test_split_by_time_hand() -> None:
     assert 4 in eids(s3.train)
 
 
+def test_split_by_time_at_cutoff() -> None:
+    # t_max = 4 days; test_cut = 3 days, valid_cut = 2 days; eids 1 and 3 lie exactly on them
+    rows = [(1, 1, 0.0), (1, 2, 2 * DAY), (2, 1, 2.5 * DAY), (2, 2, 3 * DAY), (3, 1, 4 * DAY)]
+    earlier = split_by_time(frame(rows), test_days=1, valid_days=1, by="event",
+                            train_items_only=False, min_session_length_eval=1)  # fmt: skip
+    assert (eids(earlier.train), eids(earlier.valid), eids(earlier.test)) == ([0, 1], [2, 3], [4])
+    later = split_by_time(frame(rows), test_days=1, valid_days=1, by="event", at_cutoff="later",
+                          train_items_only=False, min_session_length_eval=1)  # fmt: skip
+    assert (eids(later.train), eids(later.valid), eids(later.test)) == ([0], [1, 2], [3, 4])
+    assert later.protocol["at_cutoff"] == "later" and earlier.protocol["at_cutoff"] == "earlier"
+    # by session end: session 1 ends exactly on valid_cut, session 2 on test_cut
+    rows.append((0, 1, 0.5 * DAY))
+    s = split_by_time(frame(rows), test_days=1, valid_days=1, at_cutoff="later",
+                      train_items_only=False, min_session_length_eval=1)  # fmt: skip
+    assert (eids(s.train), eids(s.valid), eids(s.test)) == ([5], [0, 1], [2, 3, 4])
+    s = split_by_time(frame(rows), test_days=1, valid_days=1,
+                      train_items_only=False, min_session_length_eval=1)  # fmt: skip
+    assert (eids(s.train), eids(s.valid), eids(s.test)) == ([5, 0, 1], [2, 3], [4])
+    with pytest.raises(ConfigError, match="at_cutoff"):
+        split_by_time(frame(rows), test_days=1, at_cutoff="inside")  # type: ignore[arg-type]
+
+
 def test_summary_and_protocol_json() -> None:
     rows = [(s, i, float(s * 10 + i)) for s in range(4) for i in range(4)]
     s = leave_last_out(frame(rows))
@@ -296,6 +318,25 @@ def test_ml100k_clean_split_by_time(ml100k: pl.DataFrame) -> None:
     assert s.valid[IT].is_in(train_items).all() and s.test[IT].is_in(train_items).all()
     assert s.train[T].max() <= s.protocol["valid_cutoff"]
     json.dumps(s.protocol)
+
+
+def test_ml100k_notebook_split_counts(ml100k: pl.DataFrame) -> None:
+    """The reference notebook's protocol, to the event: clean 2/5 to a fixed point, each event
+    by its own time (train ``Time < t_max - 28 days``, valid the 14 days before the last 14,
+    test the last 14), valid/test keep train items and sessions of >= 2 events."""
+    s = split_by_time(
+        clean(ml100k, min_session_length=2, min_item_support=5),
+        test_days=14,
+        valid_days=14,
+        by="event",
+        at_cutoff="later",
+        train_items_only=True,
+        min_item_support_eval=1,
+        min_session_length_eval=2,
+    )
+    counts = {part: (c["events"], c["sessions"]) for part, c in s.protocol["counts"].items()}
+    assert counts == {"train": (82_859, 784), "valid": (12_650, 184), "test": (3_683, 75)}
+    assert s.protocol["counts"]["train"]["items"] == 1_342
 
 
 def test_ml100k_leave_last_out(ml100k: pl.DataFrame) -> None:

@@ -246,20 +246,28 @@ def split_by_time(
     test_days: float,
     valid_days: float = 0.0,
     by: Literal["session_end", "event"] = "session_end",
+    at_cutoff: Literal["earlier", "later"] = "earlier",
     train_items_only: bool = True,
     min_item_support_eval: int = 1,
     min_session_length_eval: int = 2,
 ) -> Split:
     """Temporal split, the GRU4Rec convention: the last days are test, the days before valid.
 
-    With ``t_max`` the last timestamp, ``test_cut = t_max - test_days * 86400`` and
+    With ``t_max`` the last timestamp of ``df``, ``test_cut = t_max - test_days * 86400`` and
     ``valid_cut = test_cut - valid_days * 86400``:
 
     * ``by="session_end"`` (default): a session goes to test when its last event is after
       ``test_cut``, else to valid when its last event is after ``valid_cut``, else to train.
       Sessions stay whole; every train session ends at or before ``valid_cut``.
     * ``by="event"``: each event goes by its own time (a session crossing a cut-off is cut
-      in pieces that keep the same ``session_id``).
+      in pieces that keep the same ``session_id``). This is the reference notebook's
+      protocol (with ``at_cutoff="later"``).
+
+    ``at_cutoff`` says where a key (session end or event time) exactly *at* a cut-off goes:
+    ``"earlier"`` (default): to the part before it (test is ``key > test_cut``, train is
+    ``key <= valid_cut``); ``"later"``: to the part after it (train is ``key < valid_cut``,
+    test is ``key >= test_cut``), as the reference notebook (``Time < cutoff`` is train) and
+    GRU4Rec's official preprocessing (``< tmax - 86400`` is train) do.
 
     Then valid and test keep only items seen in train (``train_items_only``) and are cleaned
     to a fixed point with ``min_item_support_eval`` / ``min_session_length_eval``. Train is
@@ -273,6 +281,8 @@ def split_by_time(
         Lengths of the test and validation windows in days (``valid_days=0``: no valid part).
     by
         ``"session_end"`` or ``"event"``, see above.
+    at_cutoff
+        ``"earlier"`` or ``"later"``: the part a key equal to a cut-off joins, see above.
     train_items_only
         Drop evaluation events whose item never occurs in train (counted in the protocol).
     min_item_support_eval, min_session_length_eval
@@ -287,7 +297,8 @@ def split_by_time(
     Raises
     ------
     ConfigError
-        Non-positive ``test_days``, negative ``valid_days`` or an unknown ``by``.
+        Non-positive ``test_days``, negative ``valid_days``, an unknown ``by`` or
+        ``at_cutoff``.
     DataError
         A part is empty (the message says which windows to change).
     """
@@ -298,6 +309,8 @@ def split_by_time(
         )
     if by not in ("session_end", "event"):
         raise ConfigError(f"by must be 'session_end' or 'event', got {by!r}")
+    if at_cutoff not in ("earlier", "later"):
+        raise ConfigError(f"at_cutoff must be 'earlier' or 'later', got {at_cutoff!r}")
     _eval_params(min_item_support_eval, min_session_length_eval)
 
     d = df.with_row_index(_ROW)
@@ -309,10 +322,14 @@ def split_by_time(
         if by == "session_end"
         else pl.col(Columns.time)
     )
+
+    def after(cut: float) -> pl.Expr:
+        return key > cut if at_cutoff == "earlier" else key >= cut
+
     d = d.with_columns(
-        pl.when(key > test_cut)
+        pl.when(after(test_cut))
         .then(pl.lit("test"))
-        .when(key > valid_cut)
+        .when(after(valid_cut))
         .then(pl.lit("valid"))
         .otherwise(pl.lit("train"))
         .alias("_part")
@@ -346,6 +363,7 @@ def split_by_time(
         "test_days": float(test_days),
         "valid_days": float(valid_days),
         "by": by,
+        "at_cutoff": at_cutoff,
         "train_items_only": train_items_only,
         "min_item_support_eval": min_item_support_eval,
         "min_session_length_eval": min_session_length_eval,
