@@ -2,13 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec.losses import (
-    PopularitySampler,
-    bpr_max,
-    logq_correction,
-    merge_sampled_columns,
-    sampled_cross_entropy,
-)
+from seqrec.losses import bpr_max, logq_correction, sampled_cross_entropy
+from seqrec.models.gru4rec.objective import merge_sampled_columns
+from seqrec.sampling import PopularitySampler
 from seqrec.optim import IndexedAdagradM, IndexedAdam, coalesce_rows
 
 

@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from seqrec.models import GRU4Rec, GRU4RecConfig
-from seqrec.train import _cell_weights, _dropout_masks, _gru_backward, _gru_forward
+from seqrec.models.gru4rec.training import (
+    _cell_weights,
+    _dropout_masks,
+    _gru_backward,
+    _gru_forward,
+)
 
 
 def test_gru_forward_backward_match_autograd():
@@ -103,8 +108,9 @@ def test_merged_columns_loop_trains_exactly_like_autograd(
     import numpy as np
 
     from seqrec.data import SequenceData
-    from seqrec.losses import ObjectiveConfig
-    from seqrec.train import TrainConfig, fit_session_parallel
+    from seqrec.models.gru4rec import ObjectiveConfig
+    from seqrec.models.gru4rec.training import fit_session_parallel
+    from seqrec.train import TrainConfig
 
     rng = np.random.default_rng(0)
     n_items = 25
@@ -112,7 +118,7 @@ def test_merged_columns_loop_trains_exactly_like_autograd(
     data = SequenceData.from_lists(seqs, n_items=n_items)
     # few items, many samples: duplicates among samples, targets and inputs in every step
     _FixedSampler.block = rng.integers(1, n_items, (10_000, 12))
-    monkeypatch.setattr("seqrec.train.PopularitySampler", _FixedSampler)
+    monkeypatch.setattr("seqrec.models.gru4rec.training.PopularitySampler", _FixedSampler)
     p_e, p_h = (0.2, 0.3) if dropout else (0.0, 0.0)
     cfg = GRU4RecConfig(
         layers=[6],
@@ -130,7 +136,7 @@ def test_merged_columns_loop_trains_exactly_like_autograd(
     for fused in (True, False):
         replay = _ReplayMasks(6, [p_e, p_h])
         monkeypatch.setattr(
-            "seqrec.train._dropout_masks",
+            "seqrec.models.gru4rec.training._dropout_masks",
             lambda rows, size, p, device, r=replay: r.take(p, rows) if p > 0 else None,
         )
         torch.manual_seed(0)
@@ -162,8 +168,9 @@ def test_merged_columns_loop_trains_exactly_like_autograd(
 def test_early_stopping_keeps_the_best_epoch_and_validation_sees_trained_weights(fused):
     from seqrec.data import SequenceData, Vocabulary
     from seqrec.data.synthetic import synthetic_sessions
-    from seqrec.losses import ObjectiveConfig
-    from seqrec.train import TrainConfig, fit_session_parallel
+    from seqrec.models.gru4rec import ObjectiveConfig
+    from seqrec.models.gru4rec.training import fit_session_parallel
+    from seqrec.train import TrainConfig
 
     df = synthetic_sessions(n_sessions=300, n_items=50, seed=0)
     data = SequenceData.from_frame(df, Vocabulary.fit(df["item_id"]))

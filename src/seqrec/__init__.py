@@ -19,8 +19,8 @@ from seqrec.data.synthetic import synthetic_sessions  # noqa: E402
 from seqrec.datasets import load_dataset  # noqa: E402
 from seqrec.evaluate import EvalReport, evaluate  # noqa: E402
 from seqrec.experiment import ExperimentConfig, load_experiment, run, run_grid  # noqa: E402
-from seqrec.losses import ObjectiveConfig  # noqa: E402
 from seqrec.models import MODELS, GRU4Rec, GRU4RecConfig, Popularity, PopularityConfig  # noqa: E402
+from seqrec.models.gru4rec import ObjectiveConfig  # noqa: E402
 from seqrec.preprocess import Preprocessor, clean  # noqa: E402
 from seqrec.recommender import Recommender  # noqa: E402
 from seqrec.split import Split, leave_last_out, presplit, split_by_ratio, split_by_time  # noqa: E402

@@ -1,9 +1,11 @@
 """Next-item evaluation: full ranking by default, an explicit protocol in every report.
 
-Every test session is replayed event by event (session-parallel, as GRU4Rec evaluates);
-at each event flagged as a target (``SequenceData.target_mask``) the model scores the
-items given the events before it, and the target's rank is computed in one batched
-comparison (:func:`seqrec.metrics.target_ranks`).
+Every event flagged as a target (``SequenceData.target_mask``) becomes a prefix query (the
+events of its sequence before it, built vectorised as views, :class:`QueryBatch`); the
+model scores it through its ``score`` (any model), or — where the model has one — through
+its replay fast path (GRU4Rec replays every sequence once, session-parallel, as its
+official evaluation does; a test asserts both give identical ranks). The target's rank is
+computed in one batched comparison (:func:`seqrec.metrics.target_ranks`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from seqrec.data.batching import TorchSessionSchedule, session_parallel_schedule
+from seqrec.data.query import QueryBatch
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import ConfigError, DataError
 from seqrec.metrics import RankAccumulator, parse_metrics, sampled_target_ranks, target_ranks
-from seqrec.models.gru4rec import GRU4Rec
+from seqrec.models.base import SupportsReplay, model_device
 
 Ties = Literal["conservative", "optimistic", "average"]
 
@@ -58,64 +60,55 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def module_device(module: nn.Module) -> torch.device:
-    """The device of a module's parameters, or of its buffers for parameter-free models."""
-    for t in (*module.parameters(), *module.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def iter_scores(
-    module: nn.Module, data: SequenceData, *, batch_size: int = 512, exclude_seen: bool = False
+    model: Any,
+    data: SequenceData,
+    *,
+    batch_size: int = 512,
+    exclude_seen: bool = False,
+    replay: bool | None = None,
 ) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
-    """Yield ``(scores (b, N), targets (b,), mask (b, N) | None)`` for the target events of ``data``.
+    """Yield ``(scores (b, N), targets (b,), mask (b, N) | None)`` for the target events of
+    ``data`` (flagged by ``data.target_mask()``).
 
-    Sessions are replayed with session-parallel batches; the hidden state of a slot is reset
-    when it takes a new session. The padding column 0 is always masked; with
-    ``exclude_seen`` so are the items seen earlier in the session.
+    The prefix queries of the targets are built vectorised (:meth:`QueryBatch.prefixes`)
+    and scored through the model's ``score``; a model with a replay fast path
+    (:class:`~seqrec.models.base.SupportsReplay`) is replayed instead, unless
+    ``replay=False``. The mask holds the padding column and, with ``exclude_seen``, the
+    items seen earlier in the sequence.
     """
-    device = module_device(module)
-    flags = torch.from_numpy(data.target_mask())
-    if not bool(flags.any()):
+    device = model_device(model)
+    flags = data.target_mask()
+    if not flags.any():
         return
-    sched = TorchSessionSchedule(session_parallel_schedule(data, batch_size), device)
-    is_target = flags[torch.from_numpy(sched.positions)].to(device)
-    stateful = isinstance(module, GRU4Rec)
-    H = module.init_hidden(sched.n_slots, device) if stateful else []
-    seen = (
-        [torch.zeros(sched.n_slots, module.n_items, dtype=torch.bool, device=device)]
-        if exclude_seen
-        else []
-    )
+    use_replay = isinstance(model, SupportsReplay) if replay is None else replay
+    if use_replay:
+        chunks: Iterator[tuple[Tensor, Tensor]] = model.replay(data, batch_size=batch_size)
+    else:
+        positions = np.flatnonzero(flags)
+
+        def scored() -> Iterator[tuple[Tensor, Tensor]]:
+            for a in range(0, len(positions), batch_size):
+                pos = positions[a : a + batch_size]
+                q = QueryBatch.prefixes(data, pos, device=device)
+                yield model.score(q).to(device), torch.from_numpy(pos).to(device)
+
+        chunks = scored()
+    items = torch.from_numpy(data.items.astype(np.int64)).to(device)
     with torch.no_grad():
-        for t in range(sched.n_steps):
-            a, b = sched.offsets[t], sched.offsets[t + 1]
-            x = sched.inputs[a:b]
-            state = sched.carry(t, [*H, *seen])
-            H, seen = state[: len(H)], state[len(H) :]
-            if stateful:
-                out = module.step(module.input_table[x], H)
+        for scores, pos in chunks:
+            if exclude_seen:
+                q = QueryBatch.prefixes(data, pos.cpu().numpy(), device=device, exclude_seen=True)
+                mask = q.exclusion_mask(scores.shape[1])
             else:
-                out = torch.zeros(b - a, 1, device=device)
-            if seen:
-                seen[0][torch.arange(b - a, device=device), x] = True
-            sel = is_target[a:b]
-            if not bool(sel.any()):
-                continue
-            rows = sel.nonzero().squeeze(1)
-            scores = module.score(out[rows])  # (b', N)
-            mask = seen[0][rows] if seen else None
-            if mask is None:
                 scores = scores.clone()
                 scores[:, 0] = float("-inf")
-            else:
-                mask = mask.clone()
-                mask[:, 0] = True
-            yield scores, sched.targets[a:b][rows], mask
+                mask = None
+            yield scores, items[pos], mask
 
 
 def evaluate(
-    module: nn.Module,
+    model: Any,
     data: SequenceData,
     *,
     metrics: Sequence[str] = ("recall@20", "mrr@20", "ndcg@20"),
@@ -129,8 +122,10 @@ def evaluate(
     n_unknown_dropped: int | None = None,
     unknown_targets: Literal["miss", "drop"] | None = None,
     n_unknown_targets: int = 0,
+    replay: bool | None = None,
 ) -> EvalReport:
-    """Evaluate a next-item module on the target events of ``data``.
+    """Evaluate a fitted next-item model (any :class:`~seqrec.models.base.Scorer`) on the
+    target events of ``data``.
 
     Parameters
     ----------
@@ -148,6 +143,9 @@ def evaluate(
     unknown_targets, n_unknown_targets
         Targets that could not be ranked (items unknown to the model; the caller counts them):
         ``"miss"`` adds them as misses, ``"drop"`` leaves them out; both are recorded.
+    replay
+        Use the model's replay fast path (default: when it has one); ``False`` scores the
+        prefix queries through ``score`` (same ranks, tested).
     """
     parse_metrics(metrics)
     if not (candidates == "full" or (isinstance(candidates, int) and candidates > 0)):
@@ -162,7 +160,7 @@ def evaluate(
     n_targets = int(data.target_mask().sum())
     bar = tqdm(total=n_targets, desc="evaluate", unit="q", disable=not progress, leave=False)
     for scores, targets, mask in iter_scores(
-        module, data, batch_size=batch_size, exclude_seen=exclude_seen
+        model, data, batch_size=batch_size, exclude_seen=exclude_seen, replay=replay
     ):
         if candidates == "full":
             ranks = target_ranks(scores, targets, ties=ties, mask=mask)
@@ -201,13 +199,13 @@ def evaluate(
 
 
 def brute_force_ranks(
-    module: nn.Module,
+    model: Any,
     data: SequenceData,
     *,
     ties: Ties = "conservative",
     exclude_seen: bool = False,
 ) -> np.ndarray:
-    """Reference ranks computed one query at a time from the padded prefix (for tests)."""
+    """Reference ranks computed one query at a time through ``score`` (for tests)."""
     flags = data.target_mask()
     out = []
     for s in range(len(data)):
@@ -215,13 +213,10 @@ def brute_force_ranks(
         for j in range(1, len(seq)):
             if not flags[data.offsets[s] + j]:
                 continue
-            prefix = torch.as_tensor(seq[:j], dtype=torch.long).unsqueeze(0)
+            q = QueryBatch.from_lists([seq[:j]], data.n_items, exclude_seen=exclude_seen)
             with torch.no_grad():
-                sc = module(prefix, torch.tensor([j])).clone()
-            mask = torch.zeros_like(sc, dtype=torch.bool)
-            mask[0, 0] = True
-            if exclude_seen:
-                mask[0, prefix[0]] = True
+                sc = model.score(q).clone()
+            mask = q.exclusion_mask(sc.shape[1])
             target = torch.tensor([int(seq[j])])
             out.append(float(target_ranks(sc, target, ties=ties, mask=mask)[0]))
     return np.asarray(out)

@@ -38,6 +38,10 @@ class ArtifactError(SeqrecError):
     """A saved model directory is missing, incomplete or from an incompatible version."""
 
 
+class DivergenceError(SeqrecError, ArithmeticError):
+    """Training produced a non-finite loss; the message names the epoch and step."""
+
+
 class DatasetNotFoundError(DataError):
     """A registered dataset is not present locally (and downloading was not allowed)."""
 
@@ -47,6 +51,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "DivergenceError",
     "NotFittedError",
     "SchemaError",
     "SeqrecError",

@@ -1,303 +1,19 @@
-"""Losses and negative sampling for next-item training.
+"""Pure losses for next-item (and next-basket) training.
 
-Scores are laid out as GRU4Rec does: a (n, M) matrix whose row ``i`` scores the ``M`` output
-items ``[targets..., extra negatives...]``, so the target of row ``i`` is column ``i`` and
-the other targets of the mini-batch act as negatives.
+Scores of GRU4Rec-style steps are laid out as a (n, M) matrix whose row ``i`` scores the
+``M`` output items ``[targets..., extra negatives...]``, so the target of row ``i`` is column
+``i`` and the other targets of the mini-batch act as negatives. Negative samplers live in
+:mod:`seqrec.sampling`; GRU4Rec's objective config and its merged sampled columns in
+:mod:`seqrec.models.gru4rec.objective`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-
-from seqrec.exceptions import DataError
-
-
-class ObjectiveConfig(BaseModel):
-    """Loss and negatives for next-item training (GRU4Rec's names in brackets).
-
-    Parameters
-    ----------
-    loss
-        ``"cross-entropy"`` (softmax over target + negatives) or ``"bpr-max"``.
-    negatives
-        ``"sampled"``: the other targets of the mini-batch plus ``n_sample`` extra items drawn
-        proportional to popularity^``sample_alpha``; ``"full"``: score every item (full
-        softmax, what the reference notebook does).
-    n_sample
-        Extra shared negatives per step [n_sample]. 0: mini-batch negatives only.
-    sample_alpha
-        Popularity exponent of the sampling distribution [sample_alpha]: 0 uniform, 1 popularity.
-    logq
-        Weight of the logQ correction of the sampled softmax [logq]; 0 disables it. Only used
-        with cross-entropy and sampled negatives.
-    bpreg
-        Score regularisation of BPR-max [bpreg].
-    elu_param
-        ELU applied to scores before BPR-max [elu_param]; 0 disables it.
-    sample_cache_size
-        How many negative ids are drawn in bulk ahead of time [sample_cache_max_size], in
-        the autograd loop; the fast loop draws the negatives of each run of ~1,000 steps
-        together with their merged columns.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    loss: Literal["cross-entropy", "bpr-max"] = "cross-entropy"
-    negatives: Literal["sampled", "full"] = "sampled"
-    n_sample: int = Field(2048, ge=0)
-    sample_alpha: float = Field(0.5, ge=0.0, le=1.0)
-    logq: float = Field(0.0, ge=0.0)
-    bpreg: float = Field(1.0, ge=0.0)
-    elu_param: float = Field(0.5, ge=0.0)
-    sample_cache_size: int = Field(10_000_000, ge=1)
-
-
-class PopularitySampler:
-    """Draws negative item indices proportional to ``count ** alpha``, in bulk.
-
-    Draws are inverse-CDF lookups accelerated by a guide table (Chen & Asau, 1974): the unit
-    interval is cut into ``4 * n_items`` buckets that each know the first item they can map
-    to, so almost every draw is one table read and one comparison instead of a binary search.
-    ``cache_size`` ids are drawn at once and served ``n_sample`` at a time by :meth:`sample`;
-    padding (count 0) is never drawn.
-    """
-
-    def __init__(
-        self,
-        counts: np.ndarray,
-        n_sample: int,
-        alpha: float,
-        *,
-        cache_size: int = 10_000_000,
-        rng: np.random.Generator,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        counts = np.asarray(counts, dtype=np.float64)
-        if n_sample < 1:
-            raise ValueError("n_sample must be >= 1")
-        if counts.sum() <= 0:
-            raise DataError("cannot sample negatives: no item has a positive count")
-        w = np.where(counts > 0, counts**alpha, 0.0)
-        self.probs = w / w.sum()
-        cdf = np.cumsum(self.probs)
-        cdf[-1] = 1.0
-        self._cdf = cdf
-        n_buckets = 4 * len(cdf)
-        edges = np.arange(n_buckets + 1) / n_buckets
-        # the answer for u in bucket g is lo[g] if u < cdf[lo[g]], else lo[g] + 1, unless the
-        # bucket holds more than one item boundary ("hard", then a binary search)
-        self._lo = np.searchsorted(cdf, edges[:-1], side="right")
-        self._threshold = cdf[self._lo]
-        hi = np.searchsorted(cdf, edges[1:], side="right")
-        self._hard = hi - self._lo > 1
-        self._any_hard = bool(self._hard.any())
-        self._n_buckets = n_buckets
-        self.n_sample = n_sample
-        self.n_batches = max(1, cache_size // n_sample)
-        self.rng = rng
-        self.device = torch.device(device)
-        self._pos = self.n_batches
-        self._cache = torch.empty(0)
-
-    def draw(self, shape: int | tuple[int, ...]) -> np.ndarray:
-        """``shape`` independent draws, int64."""
-        u = self.rng.random(shape)
-        g = (u * self._n_buckets).astype(np.intp)
-        ids = self._lo.take(g)
-        ids += self._threshold.take(g) <= u
-        if self._any_hard:
-            hard = self._hard.take(g)
-            if hard.any():
-                ids[hard] = np.searchsorted(self._cdf, u[hard], side="right")
-        return ids
-
-    def _refill(self) -> None:
-        ids = self.draw((self.n_batches, self.n_sample))
-        self._cache = torch.from_numpy(ids).to(self.device)
-        self._pos = 0
-
-    def sample(self) -> Tensor:
-        """The next ``n_sample`` negative item indices, (n_sample,) int64."""
-        if self._pos >= self.n_batches:
-            self._refill()
-        out = self._cache[self._pos]
-        self._pos += 1
-        return out
-
-
-@dataclass(frozen=True)
-class MergedColumns:
-    """The output columns of GRU4Rec's sampled softmax for a run of steps, duplicates merged.
-
-    Step ``t`` scores the items ``item[offsets[t]:offsets[t+1]]`` (each once) instead of the
-    official ``[targets..., samples...]`` columns, which repeat items. A column that stood for
-    an item ``k`` times with logQ corrections ``q_1..q_k`` becomes one column with the
-    additive weight ``log(sum_j exp(-q_j))``: the softmax denominators, the loss and the
-    gradient of every item score are exactly the official ones, with about a third fewer
-    columns on real data and no duplicate rows to sum before the row-sparse update.
-
-    Attributes
-    ----------
-    item : (n_cols,) item index of each merged column, steps concatenated.
-    offsets : (n_steps + 1,) columns of each step.
-    log_weight : (n_cols,) float32; ``-inf`` for items that are only inputs.
-    target_col, input_col : (n_rows,) column of each row's target / input within its step
-        (``input_col`` only when inputs were merged in, i.e. a shared input embedding).
-    n_scored : (n_steps,) the first ``n_scored[t]`` columns of step ``t`` are outputs (targets
-        or samples); the rest are items that are only inputs.
-    loss_shift : float
-        Sum over rows of ``log_weight[target] + q_target``: the official loss of the run is
-        ``-sum(log_softmax(scores + log_weight)[row, target_col]) + loss_shift``.
-    """
-
-    item: np.ndarray
-    offsets: np.ndarray
-    log_weight: np.ndarray
-    target_col: np.ndarray
-    input_col: np.ndarray | None
-    n_scored: np.ndarray
-    loss_shift: float
-
-
-def union_per_step(
-    n_items: int,
-    n_steps: int,
-    block: np.ndarray | None,
-    groups: list[tuple[np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
-    """The distinct items of each step: row ``t`` of ``block``, then the items of each group
-    (``(step, ids)`` pairs) at step ``t`` not seen before, in that order.
-
-    Parameters
-    ----------
-    block : (n_steps, S) items drawn for each step (e.g. shared negative samples), or None.
-    groups : loose entries, e.g. the targets and then the inputs of each step's rows.
-
-    Returns
-    -------
-    item : (n,) distinct items, step by step: the step's block items (ascending), then the new
-        items of each group in turn.
-    offsets : (n_steps + 1,) entries of each step in ``item``.
-    block_count : (n,) how often each entry occurs in its step's block row.
-    positions : per group, (m,) position of each entry within its step.
-    part_sizes : (n_steps, 1 + len(groups)) new entries per step from the block and each group.
-    """
-    steps = np.arange(n_steps, dtype=np.int64)
-    # per part: distinct items (grouped by step), their sorted keys step * n_items + item for
-    # lookups, and how many each step adds
-    if block is not None and block.shape[1] > 0:
-        srt = np.sort(block, axis=1)
-        new = np.empty(srt.shape, dtype=bool)
-        new[:, 0] = True
-        np.not_equal(srt[:, 1:], srt[:, :-1], out=new[:, 1:])
-        first = np.flatnonzero(new)  # runs of equal items never cross rows
-        items = [srt.ravel()[first].astype(np.int64)]
-        block_count = np.diff(first, append=srt.size)
-        sizes = [np.count_nonzero(new, axis=1)]
-    else:
-        items = [np.empty(0, dtype=np.int64)]
-        block_count = np.empty(0, dtype=np.int64)
-        sizes = [np.zeros(n_steps, dtype=np.int64)]
-    keys = [np.repeat(steps * n_items, sizes[0]) + items[0]]
-    found_in: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per group
-    for step, ids in groups:
-        step = step.astype(np.int64)
-        loose = step * n_items + ids
-        part = np.full(len(loose), -1, dtype=np.int64)
-        where = np.zeros(len(loose), dtype=np.int64)
-        for j, pk in enumerate(keys):
-            todo = np.flatnonzero(part < 0)
-            at = np.searchsorted(pk, loose[todo])
-            ok = at < len(pk)
-            ok[ok] = pk[at[ok]] == loose[todo[ok]]
-            part[todo[ok]], where[todo[ok]] = j, at[ok]
-        fresh = part < 0
-        new_keys, inv = np.unique(loose[fresh], return_inverse=True)
-        part[fresh], where[fresh] = len(keys), inv.ravel()
-        keys.append(new_keys)
-        items.append(new_keys % n_items)
-        sizes.append(np.bincount(new_keys // n_items, minlength=n_steps))
-        found_in.append((step, part, where))
-    part_sizes = np.stack(sizes, 1)
-    offsets = np.zeros(n_steps + 1, dtype=np.int64)
-    np.cumsum(part_sizes.sum(1), out=offsets[1:])
-    # entries of part j of step t start after the step's earlier parts
-    starts = offsets[:-1, None] + np.cumsum(part_sizes, 1) - part_sizes  # (n_steps, n_parts)
-    item = np.empty(offsets[-1], dtype=np.int64)
-    part_pos = []
-    for j, it in enumerate(items):
-        shift = starts[:, j] - (np.cumsum(sizes[j]) - sizes[j])  # item index -> position
-        pos = np.repeat(shift, sizes[j]) + np.arange(len(it))
-        item[pos] = it
-        part_pos.append(pos)
-    counts = np.zeros(offsets[-1], dtype=np.int64)
-    counts[part_pos[0]] = block_count
-    positions = []
-    for step, part, where in found_in:
-        pos = np.empty(len(part), dtype=np.int64)
-        for j in range(len(keys)):
-            sel = part == j
-            pos[sel] = part_pos[j][where[sel]]
-        positions.append(pos - offsets[step])
-    return item, offsets, counts, positions, part_sizes
-
-
-def merge_sampled_columns(
-    targets: np.ndarray,
-    row_offsets: np.ndarray,
-    samples: np.ndarray | None,
-    log_count: np.ndarray,
-    *,
-    alpha: float,
-    logq: float,
-    inputs: np.ndarray | None = None,
-) -> MergedColumns:
-    """Merge the sampled-softmax columns of a run of steps (see :class:`MergedColumns`).
-
-    Parameters
-    ----------
-    targets : (n_rows,) target item of each row; ``row_offsets`` (n_steps + 1,) rows per step.
-    samples : (n_steps, n_sample) extra negatives of each step, or None.
-    log_count : (n_items,) log item counts; corrections are ``logq * log_count`` for in-batch
-        targets and ``logq * alpha * log_count`` for extra samples, as the official code.
-    inputs : (n_rows,) input items, merged in with weight 0 when they are looked up in the
-        output table (shared embedding), so each touched row appears once.
-    """
-    n_steps = len(row_offsets) - 1
-    sizes = np.diff(row_offsets)
-    step = np.repeat(np.arange(n_steps), sizes)
-    groups = [(step, targets)] + ([(step, inputs)] if inputs is not None else [])
-    item, offsets, block_count, pos, part_sizes = union_per_step(
-        len(log_count), n_steps, samples, groups
-    )
-    target_col = pos[0]
-    target_at = offsets[step] + target_col
-    # log weight of a column: log(k) - logq * alpha * log_count for k samples of the item;
-    # columns that are also targets get the exact log of their summed weights
-    log_weight = np.full(len(item), -np.inf, dtype=np.float32)
-    sampled = block_count > 0
-    log_weight[sampled] = np.log(block_count[sampled]) - (logq * alpha) * log_count[item[sampled]]
-    lc = log_count[targets]
-    hit = np.unique(target_at)
-    weight = np.bincount(target_at, weights=np.exp(-logq * lc), minlength=len(item))[hit]
-    weight += block_count[hit] * np.exp(-logq * alpha * log_count[item[hit]])
-    log_weight[hit] = np.log(weight)
-    shift = float(np.sum(log_weight[target_at], dtype=np.float64) + logq * np.sum(lc))
-    return MergedColumns(
-        item=item,
-        offsets=offsets,
-        log_weight=log_weight,
-        target_col=target_col,
-        input_col=pos[1] if inputs is not None else None,
-        n_scored=part_sizes[:, :2].sum(1),
-        loss_shift=shift,
-    )
 
 
 def logq_correction(log_q: Tensor, n_targets: int, alpha: float) -> Tensor:
@@ -346,3 +62,125 @@ def bpr(pos_scores: Tensor, neg_scores: Tensor) -> Tensor:
     if neg_scores.dim() == 2:
         pos_scores = pos_scores.unsqueeze(1)
     return -F.logsigmoid(pos_scores - neg_scores).mean()
+
+
+# ---------------------------------------------------------------- SASRec-family losses
+# Shapes: ``pos`` (n,) scores of the true next items, ``neg`` (n, k) scores of sampled
+# negatives (one row of negatives per position, or the batch's shared negatives broadcast
+# to every row), ``hits`` (n, k) bool marks negatives to leave out (accidental hits: the
+# negative is the row's target). Every function returns the *sum* over rows.
+
+
+def bce_negatives(pos: Tensor, neg: Tensor, *, hits: Tensor | None = None) -> Tensor:
+    """Binary cross-entropy of each positive against its sampled negatives (SASRec,
+    Kang & McAuley 2018, with one negative per position):
+    ``sum_i [-log sigmoid(pos_i) - sum_j log(1 - sigmoid(neg_ij))]``."""
+    return gbce(pos, neg, beta=1.0, hits=hits)
+
+
+def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
+    """The positive-score exponent of gBCE (Petrov & Macdonald 2023, gSASRec, eq. 9):
+    ``beta = alpha * (t * (1 - 1/alpha) + 1/alpha)`` with the sampling rate
+    ``alpha = n_negatives / (n_items - 1)`` (``n_items``: real items, padding excluded).
+    ``t = 0`` gives ``beta = 1`` (plain BCE), ``t = 1`` gives ``beta = alpha``."""
+    if n_items < 2:
+        raise ValueError(f"gBCE needs at least 2 items, got {n_items}")
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"gBCE calibration t must be in [0, 1], got {t}")
+    alpha = n_negatives / (n_items - 1)
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def gbce(pos: Tensor, neg: Tensor, *, beta: float, hits: Tensor | None = None) -> Tensor:
+    """Generalised binary cross-entropy (gSASRec, Petrov & Macdonald 2023):
+    ``sum_i [-log sigmoid(pos_i)^beta - sum_j log(1 - sigmoid(neg_ij))]``
+    ``= sum_i [beta * softplus(-pos_i) + sum_j softplus(neg_ij)]`` (see :func:`gbce_beta`)."""
+    neg_term = F.softplus(neg)
+    if hits is not None:
+        neg_term = neg_term.masked_fill(hits, 0.0)
+    return beta * F.softplus(-pos).sum() + neg_term.sum()
+
+
+def sampled_softmax_logq(
+    pos: Tensor, neg: Tensor, log_q: Tensor, *, hits: Tensor | None = None
+) -> Tensor:
+    """Sampled softmax cross-entropy with the logQ correction (Bengio & Senecal 2008;
+    Jean et al. 2015; Yi et al. 2019), summed over rows.
+
+    The ``k`` negatives (columns of ``neg``) are drawn with replacement from a proposal
+    ``q``; ``log_q`` (k,) or (n, k) holds ``log q_j``. Each negative's logit becomes
+    ``neg_ij - log(k q_j)``, so its expected contribution to the softmax denominator is
+    that of the full softmax over the non-target items; the positive is always in the
+    candidate set and stays uncorrected (Khrylchenko et al. 2025). Loss of row ``i``:
+    ``-pos_i + log(exp(pos_i) + sum_j exp(neg_ij - log(k q_j)))``, accidental hits left out.
+    """
+    import math  # (appended section: imports stay local)
+
+    k = neg.shape[-1]
+    corrected = neg - (log_q + math.log(k))
+    if hits is not None:
+        corrected = corrected.masked_fill(hits, float("-inf"))
+    logits = torch.cat([pos.unsqueeze(-1), corrected], dim=-1)  # (n, 1 + k)
+    return (torch.logsumexp(logits, dim=-1) - pos).sum()
+
+
+class _ChunkedFullCE(torch.autograd.Function):
+    """Full-softmax cross-entropy of ``hidden @ weight.T`` whose gradients are computed in
+    the forward pass, chunk by chunk, so no (n, N) logits matrix outlives its chunk."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        hidden: Tensor,
+        weight: Tensor,
+        targets: Tensor,
+        chunk: int,
+        mask_padding: bool,
+    ) -> Tensor:
+        n = hidden.shape[0]
+        grad_h = torch.empty_like(hidden)  # (n, D)
+        grad_w = torch.zeros_like(weight)  # (N, D)
+        total = torch.zeros((), dtype=torch.float64, device=hidden.device)
+        for a in range(0, n, chunk):
+            h = hidden[a : a + chunk]  # (c, D)
+            t = targets[a : a + chunk]  # (c,)
+            logits = h @ weight.t()  # (c, N)
+            if mask_padding:
+                logits[:, 0] = float("-inf")
+            lse = torch.logsumexp(logits, dim=1)  # (c,)
+            total += (lse - logits.gather(1, t.unsqueeze(1)).squeeze(1)).sum().double()
+            p = logits.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place
+            p[torch.arange(len(t), device=p.device), t] -= 1.0  # d loss / d logits
+            torch.mm(p, weight, out=grad_h[a : a + chunk])
+            grad_w.addmm_(p.t(), h)
+        ctx.save_for_backward(grad_h, grad_w)
+        return total.to(hidden.dtype)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        grad_h, grad_w = ctx.saved_tensors  # type: ignore[attr-defined]
+        return grad_h * grad_out, grad_w * grad_out, None, None, None
+
+
+def chunked_full_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    *,
+    chunk_elements: int = 1 << 23,
+    mask_padding: bool = True,
+) -> Tensor:
+    """Full-softmax cross-entropy over all items, summed over rows, without materialising
+    the (n, N) logits at once (Klenitskiy & Vasilev 2023 train SASRec with this loss).
+
+    ``hidden`` (n, D) representations, ``weight`` (N, D) output item table (scores =
+    ``hidden @ weight.T``), ``targets`` (n,). Rows are processed in chunks of at most
+    ``chunk_elements`` logits; the gradients are computed in the same pass (softmax minus
+    one-hot), so peak memory is one chunk plus the gradients of the inputs. Column 0
+    (padding) is excluded when ``mask_padding``. Differentiable once (no double backward).
+    """
+    n_items = weight.shape[0]
+    chunk = max(1, chunk_elements // max(n_items, 1))
+    return _ChunkedFullCE.apply(hidden, weight, targets, chunk, mask_padding)

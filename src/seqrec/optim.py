@@ -63,6 +63,7 @@ class IndexedAdagradM:
         eps: float = 1e-6,
     ) -> None:
         self.dense = list(dense)
+        self.params = [*self.dense, *tables]
         self.lr, self.momentum, self.eps = lr, momentum, eps
         self.acc = {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]}
         self.mom = (
@@ -161,7 +162,20 @@ class IndexedAdagradM:
             table.addcdiv_(g, denom, value=-self.lr)
 
     def state_dict(self) -> dict[str, object]:
-        return {"lr": self.lr, "momentum": self.momentum, "eps": self.eps}
+        """Hyper-parameters and the per-parameter state, in parameter order."""
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "eps": self.eps,
+            "acc": [self.acc[id(p)] for p in self.params],
+            "mom": [self.mom[id(p)] for p in self.params] if self.mom else [],
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        _load_list(self.acc, self.params, state["acc"])
+        if self.mom:
+            _load_list(self.mom, self.params, state["mom"])
 
 
 class IndexedAdam:
@@ -181,7 +195,8 @@ class IndexedAdam:
     ) -> None:
         self.dense = list(dense)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        params = [*self.dense, *tables]
+        self.params = params = [*self.dense, *tables]
+        self.tables = list(tables)
         self.m = {id(p): torch.zeros_like(p) for p in params}
         self.v = {id(p): torch.zeros_like(p) for p in params}
         self.t = {
@@ -262,4 +277,30 @@ class IndexedAdam:
         p.addcdiv_(m.div(c1), denom, value=-self.lr)
 
     def state_dict(self) -> dict[str, object]:
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps}
+        """Hyper-parameters and the per-parameter state, in parameter order."""
+        return {
+            "lr": self.lr,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "m": [self.m[id(p)] for p in self.params],
+            "v": [self.v[id(p)] for p in self.params],
+            "t": [self.t[id(p)] for p in self.tables],
+            "t_dense": self.t_dense,
+            "grad_scale": self._grad_scale,
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        _load_list(self.m, self.params, state["m"])
+        _load_list(self.v, self.params, state["v"])
+        _load_list(self.t, self.tables, state["t"])
+        self.t_dense = int(state["t_dense"])  # type: ignore[arg-type]
+        self._grad_scale = float(state["grad_scale"])  # type: ignore[arg-type]
+
+
+def _load_list(target: dict[int, Tensor], params: Sequence[Tensor], saved: object) -> None:
+    saved = list(saved)  # type: ignore[call-overload]
+    if len(saved) != len(params):
+        raise ValueError(f"optimizer state has {len(saved)} tensors, expected {len(params)}")
+    for p, t in zip(params, saved, strict=True):
+        target[id(p)].copy_(t)

@@ -1,54 +1,79 @@
 """The Recommender facade: fit / recommend / evaluate / save / load.
 
 This is what the CLI and the HTTP server use. External ids exist only here (and in the
-readers); the module sees dense indices. A saved model is a directory of data files:
-``config.json``, ``model.safetensors``, ``vocab.json``, ``metadata.json`` — loading never
-executes code.
+readers); models see dense indices. The facade never names a model: it reads how to build,
+train or fit, score and save one from its :class:`~seqrec.models.base.ModelSpec`. A saved
+model is a directory of data files (:mod:`seqrec.artifact`) — loading never executes code.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import json
 import logging
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
 import polars as pl
 import torch
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from safetensors.torch import load_file, save_file
-from torch import nn
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
-from seqrec._io import replace_dir
+from seqrec.artifact import load_artifact, save_artifact
 from seqrec.columns import Columns
+from seqrec.data.query import Query, QueryBatch
 from seqrec.data.sequences import SequenceData
 from seqrec.data.vocab import Vocabulary
-from seqrec.evaluate import EvalReport, Ties, evaluate, module_device
+from seqrec.evaluate import EvalReport, Ties, evaluate
 from seqrec.exceptions import ArtifactError, ConfigError, DataError, NotFittedError
-from seqrec.losses import ObjectiveConfig
-from seqrec.models import MODELS, GRU4Rec, GRU4RecConfig, ModelConfig, Popularity
-from seqrec.train import EpochLog, TrainConfig, fit_session_parallel, resolve_device
+from seqrec.models import DEFAULT_MODEL, MODELS, ModelConfig, ModelSpec, get_spec
+from seqrec.models.base import load_model_state, model_device, model_state
+from seqrec.train import EpochLog, TrainConfig, Trainer, resolve_device
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT_VERSION = 1
-_MODEL_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelConfig)
-
 
 class RecommenderConfig(BaseModel):
-    """Everything needed to rebuild a Recommender (saved as ``config.json``)."""
+    """Everything needed to rebuild a Recommender (saved as ``config.json``).
+
+    ``objective`` is the extra training section a model's spec may take (GRU4Rec's loss and
+    negatives); giving one to a model that takes none is an error naming the model.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    model: ModelConfig = Field(default_factory=GRU4RecConfig)
-    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    model: ModelConfig = Field(default_factory=lambda: MODELS[DEFAULT_MODEL].config())
+    objective: Any = None
     train: TrainConfig = Field(default_factory=TrainConfig)
     seed: int | None = 0
+
+    @model_validator(mode="after")
+    def _objective(self) -> RecommenderConfig:
+        spec = MODELS[self.model.name]
+        if self.objective is None:
+            return self
+        if spec.objective is None:
+            raise ValueError(
+                f"model {spec.name!r} takes no [objective] section (its loss is set in [model])"
+            )
+        obj = self.objective
+        if isinstance(obj, BaseModel) and not isinstance(obj, spec.objective):
+            obj = obj.model_dump()
+        if not isinstance(obj, spec.objective):
+            obj = spec.objective.model_validate(obj)
+        object.__setattr__(self, "objective", obj)
+        return self
+
+    @field_serializer("objective")
+    def _dump_objective(self, v: Any) -> Any:
+        return v.model_dump(mode="json") if isinstance(v, BaseModel) else v
 
 
 def _to_sequences(
@@ -75,15 +100,30 @@ def fingerprint(df: pl.DataFrame) -> str:
     return hashlib.sha256(repr((df.shape, tuple(df.columns), h)).encode()).hexdigest()[:16]
 
 
+@dataclass
+class Recommendation:
+    """The answer to one :class:`~seqrec.data.query.Query`: items best first."""
+
+    query_id: Any
+    items: np.ndarray
+    scores: np.ndarray
+    empty_history: bool
+    """True when no known item was left in the history: the answer is the model's
+    empty-prefix answer (popularity for the kNN family, the output biases for GRU4Rec)."""
+
+
 class Recommender:
-    """Sequential recommender with a scikit-learn-like life cycle.
+    """Sequential recommender with a scikit-learn-like life cycle, for any registered model.
 
     Parameters
     ----------
     model
-        A model config (``GRU4RecConfig``, ``PopularityConfig``).
-    objective, train
-        Loss/negatives and training settings (ignored by non-neural models).
+        A model config from :data:`seqrec.models.MODELS` (``GRU4RecConfig``, ...).
+    objective
+        The extra training section of models that take one (GRU4Rec's
+        ``ObjectiveConfig``); None: the model's default.
+    train
+        Training settings (trained models; unset fields take the model's defaults).
     seed
         Seeds sampling, dropout and initialisation (global RNGs are never touched).
     device
@@ -92,6 +132,7 @@ class Recommender:
     Examples
     --------
     >>> from seqrec.data.synthetic import synthetic_sessions
+    >>> from seqrec.models import GRU4RecConfig
     >>> df = synthetic_sessions(n_sessions=200, n_items=30, seed=0)
     >>> rec = Recommender(GRU4RecConfig(layers=[16]), train=TrainConfig(epochs=1, progress=False)).fit(df)
     >>> rec.recommend(df["item_id"][:3].to_list(), k=5).height
@@ -101,14 +142,14 @@ class Recommender:
     def __init__(
         self,
         model: Any = None,
-        objective: ObjectiveConfig | None = None,
+        objective: Any = None,
         train: TrainConfig | None = None,
         *,
         seed: int | None = 0,
         device: str | None = None,
     ) -> None:
-        self.model = model if model is not None else GRU4RecConfig()
-        self.objective = objective if objective is not None else ObjectiveConfig()
+        self.model = model if model is not None else MODELS[DEFAULT_MODEL].config()
+        self.objective = objective
         self.train = train if train is not None else TrainConfig()
         self.seed = seed
         self.device = device
@@ -116,9 +157,16 @@ class Recommender:
     # ---------------------------------------------------------------- config
     @property
     def config(self) -> RecommenderConfig:
-        return RecommenderConfig(
-            model=self.model, objective=self.objective, train=self.train, seed=self.seed
-        )
+        try:
+            return RecommenderConfig(
+                model=self.model, objective=self.objective, train=self.train, seed=self.seed
+            )
+        except ValidationError as e:
+            raise ConfigError(_first_error(e)) from None
+
+    @property
+    def spec(self) -> ModelSpec:
+        return get_spec(getattr(self.model, "name", "?"))
 
     @classmethod
     def from_config(
@@ -134,6 +182,20 @@ class Recommender:
     def _device(self) -> torch.device:
         return resolve_device(self.device or self.train.device)
 
+    def _build(self, spec: ModelSpec, n_items: int) -> Any:
+        """An untrained model; its initialisation seeded by ``seed`` (global RNG restored)."""
+        if self.seed is None:
+            return spec.build(self.model, n_items)
+        g = torch.Generator().manual_seed(self.seed)
+        with torch.random.fork_rng(devices=[]):
+            init_seed = int(torch.randint(0, 2**62, (1,), generator=g))
+            torch.manual_seed(init_seed)
+            model = spec.build(self.model, n_items)
+            if hasattr(model, "reset_parameters"):
+                torch.manual_seed(init_seed)
+                model.reset_parameters()
+        return model
+
     # ------------------------------------------------------------------- fit
     def fit(
         self,
@@ -141,12 +203,18 @@ class Recommender:
         valid: pl.DataFrame | SequenceData | None = None,
         *,
         vocab: Vocabulary | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> Self:
         """Learn from ``train`` (a canonical event frame, or SequenceData with ``vocab``).
 
         The vocabulary is built from the training items. With ``valid`` (and
-        ``train.patience``), the best epoch by ``train.valid_metric`` is kept.
+        ``train.patience``), the best epoch by ``train.valid_metric`` is kept. With
+        ``checkpoint_dir``, trained models write a checkpoint there after every epoch;
+        ``resume=True`` continues from it (to exactly the uninterrupted result).
         """
+        config = self.config  # validates model/objective together
+        spec = self.spec
         if isinstance(train, SequenceData):
             if vocab is None:
                 raise DataError(
@@ -163,33 +231,35 @@ class Recommender:
         if data.n_events == 0:
             raise DataError("no training events left after mapping items to the vocabulary")
         device = self._device()
-        spec = MODELS[self.model.name]
-        module: nn.Module = spec[1](self.model, self.vocab_.n_items)
-        if self.seed is not None and isinstance(module, GRU4Rec):
-            g = torch.Generator().manual_seed(self.seed)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
-                module.reset_parameters()
-        module = module.to(device)
+        model = self._build(spec, self.vocab_.n_items)
+        model = model.to(device)
         self.history_: list[EpochLog] = []
-        if isinstance(module, Popularity):
-            module.fit_counts(data.item_counts())
-        else:
+        if spec.strategy is not None:
+            train_cfg = self.train.resolved(spec.train_defaults, spec.name)
+            self.train = train_cfg
+            strategy = spec.strategy(self.model, self.objective, train_cfg)
             valid_data = _to_sequences(valid, self.vocab_)[0] if valid is not None else None
             validate = None
             if valid_data is not None and len(valid_data):
-                metric = self.train.valid_metric
+                metric = train_cfg.valid_metric
 
-                def validate(m: nn.Module) -> dict[str, float]:
+                def validate(m: Any) -> dict[str, float]:
                     return evaluate(
-                        m, valid_data, metrics=[metric], batch_size=self.train.eval_batch_size
+                        m, valid_data, metrics=[metric], batch_size=train_cfg.eval_batch_size
                     ).metrics
 
-            self.history_ = fit_session_parallel(
-                module, data, self.objective, self.train, seed=self.seed, validate=validate
+            trainer = Trainer(
+                train_cfg,
+                seed=self.seed,
+                validate=validate,
+                checkpoint_dir=checkpoint_dir,
+                fingerprint=config.model_dump(mode="json"),
             )
-        module.eval()
-        self.module_ = module
+            self.history_ = trainer.fit(model, strategy, data, resume=resume)
+        else:
+            model.fit(data)
+        model.eval()
+        self.model_ = model
         self.fit_info_ = {
             "n_sessions": len(data),
             "n_events": data.n_events,
@@ -198,41 +268,80 @@ class Recommender:
         }
         return self
 
+    @property
+    def module_(self) -> Any:
+        """The fitted model (alias of ``model_``)."""
+        return self.model_
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
+        if not hasattr(self, "model_"):
             raise NotFittedError(
                 "this Recommender is not fitted: call fit() or Recommender.load() first"
             )
 
     # ------------------------------------------------------------- inference
-    def _encode_sessions(
-        self, sessions: Sequence[Sequence[Any]], unknown: Literal["drop", "error"]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = [
-            self.vocab_.encode(
-                np.asarray(s) if len(s) else np.asarray([], dtype=np.int64), unknown=unknown
-            )
-            for s in sessions
-        ]
-        lengths = np.array([len(i) for i in idx], dtype=np.int64)
-        T = max(1, int(lengths.max()) if len(lengths) else 1)
-        items = np.zeros((len(idx), T), dtype=np.int64)
-        for r, i in enumerate(idx):  # per query, at the API edge only
-            if len(i):
-                items[r, T - len(i) :] = i
-        dev = module_device(self.module_)
-        return torch.from_numpy(items).to(dev), torch.from_numpy(lengths).to(dev)
+    def _encode(self, ids: Sequence[Any], unknown: Literal["drop", "error"]) -> np.ndarray:
+        arr = np.asarray(list(ids)) if len(ids) else np.asarray([], dtype=np.int64)
+        return self.vocab_.encode(arr, unknown=unknown)
+
+    def query_batch(
+        self, queries: Sequence[Query], *, unknown: Literal["drop", "error"] = "drop",
+        exclude_seen: bool = False,
+    ) -> QueryBatch:
+        """External-id queries -> a :class:`QueryBatch` on the model's device (unknown
+        history items dropped, or an error with ``unknown="error"``; unknown exclude or
+        candidate items are ignored)."""
+        self._check_fitted()
+        hist = [self._encode(q.items, unknown) for q in queries]
+        excl = [self._encode(q.exclude, "drop") for q in queries]
+        cands = [None if q.candidates is None else self._encode(q.candidates, "drop") for q in queries]
+        users = np.asarray([q.user_id for q in queries], dtype=object)
+        return QueryBatch.from_lists(
+            hist,
+            self.vocab_.n_items,
+            device=model_device(self.model_),
+            exclude=excl if any(len(e) for e in excl) else None,
+            candidates=cands if any(c is not None for c in cands) else None,
+            user_ids=users if any(u is not None for u in users) else None,
+            exclude_seen=exclude_seen,
+        )
+
+    def score_batch(self, batch: QueryBatch) -> torch.Tensor:
+        """Masked scores (B, n_items) of a batch: padding, exclusions and candidates -inf."""
+        self._check_fitted()
+        with torch.no_grad():
+            scores = self.model_.score(batch).to(batch.device).float().clone()
+        return batch.mask(scores)
 
     def score_sessions(
         self, sessions: Sequence[Sequence[Any]], *, unknown: Literal["drop", "error"] = "drop"
     ) -> torch.Tensor:
         """Scores (n_sessions, n_items) for the next item of each session (external ids in)."""
-        self._check_fitted()
-        items, lengths = self._encode_sessions(sessions, unknown)
-        with torch.no_grad():
-            scores = self.module_(items, lengths).clone()
-        scores[:, 0] = float("-inf")
-        return scores
+        return self.score_batch(self.query_batch([Query(items=s) for s in sessions], unknown=unknown))
+
+    def recommend_queries(
+        self,
+        queries: Sequence[Query],
+        k: int = 20,
+        *,
+        exclude_seen: bool = False,
+        unknown: Literal["drop", "error"] = "drop",
+    ) -> list[Recommendation]:
+        """Top-``k`` items for each query, best first (the one code path of ``recommend``,
+        batch files and HTTP requests)."""
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        batch = self.query_batch(queries, unknown=unknown, exclude_seen=exclude_seen)
+        scores = self.score_batch(batch)
+        k = min(k, len(self.vocab_))
+        top = torch.topk(scores, k, dim=1)
+        vals, idx = top.values.cpu().numpy(), top.indices.cpu().numpy()
+        empty = (batch.lengths == 0).cpu().numpy()
+        out = []
+        for q, v, i, e in zip(queries, vals, idx, empty, strict=True):
+            ok = np.isfinite(v)
+            out.append(Recommendation(q.query_id, self.vocab_.decode(i[ok]), v[ok], bool(e)))
+        return out
 
     def recommend_many(
         self,
@@ -246,30 +355,12 @@ class Recommender:
         """Top-``k`` (external item ids, scores) for each session, best first.
 
         An empty session (or one whose items are all unknown and dropped) gets the
-        model's answer for an empty history (popularity-like for GRU4Rec's bias).
+        model's answer for an empty history (see :attr:`Recommendation.empty_history`).
         """
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
-        scores = self.score_sessions(sessions, unknown=unknown)
-        if exclude_seen:
-            items, _ = self._encode_sessions(sessions, "drop")
-            scores.scatter_(1, items, float("-inf"))
-            scores[:, 0] = float("-inf")
-        if candidates is not None:
-            cand = torch.from_numpy(
-                self.vocab_.encode(np.asarray(list(candidates)), unknown="drop")
-            ).to(scores.device)
-            allowed = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
-            allowed[cand] = True
-            scores = scores.masked_fill(~allowed, float("-inf"))
-        k = min(k, len(self.vocab_))
-        top = torch.topk(scores, k, dim=1)
-        vals, idx = top.values.cpu().numpy(), top.indices.cpu().numpy()
-        out = []
-        for v, i in zip(vals, idx, strict=True):
-            ok = np.isfinite(v)
-            out.append((self.vocab_.decode(i[ok]), v[ok]))
-        return out
+        cand = None if candidates is None else list(candidates)
+        queries = [Query(items=list(s), candidates=cand) for s in sessions]
+        res = self.recommend_queries(queries, k, exclude_seen=exclude_seen, unknown=unknown)
+        return [(r.items, r.scores) for r in res]
 
     def recommend(self, session_items: Sequence[Any], k: int = 20, **kwargs: Any) -> pl.DataFrame:
         """Top-``k`` next items for one live session (external ids), as a frame
@@ -294,6 +385,7 @@ class Recommender:
         split: str | None = None,
         progress: bool = False,
         unknown_targets: Literal["miss", "drop"] = "miss",
+        replay: bool | None = None,
     ) -> EvalReport:
         """Evaluate on a held-out frame.
 
@@ -309,8 +401,8 @@ class Recommender:
         if n_unknown and isinstance(test, pl.DataFrame) and "is_target" in test.columns:
             is_target = test.get_column("is_target").to_numpy().astype(bool)
             n_unknown_targets = int((unknown & is_target).sum())
-        return evaluate(
-            self.module_,
+        report = evaluate(
+            self.model_,
             data,
             metrics=metrics,
             ties=ties,
@@ -322,67 +414,62 @@ class Recommender:
             n_unknown_dropped=n_unknown,
             unknown_targets=unknown_targets,
             n_unknown_targets=n_unknown_targets,
+            replay=replay,
         )
+        report.protocol["model"] = self.model.name
+        return report
 
     # ------------------------------------------------------------------- I/O
     def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
-        """Write the model directory atomically (a temp dir renamed into place)."""
+        """Write the model directory atomically (see :mod:`seqrec.artifact`)."""
         self._check_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            (tmp / "config.json").write_text(self.config.model_dump_json(indent=2))
-            state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
-            save_file(state, str(tmp / "model.safetensors"))
-            self.vocab_.save(tmp / "vocab.json")
-            meta = {
-                "artifact_version": ARTIFACT_VERSION,
-                "seqrec_version": _version(),
-                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                "model": self.model.name,
-                "fit": getattr(self, "fit_info_", {}),
-                "history": [vars(h) for h in getattr(self, "history_", [])],
-                **(metadata or {}),
-            }
-            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=float))
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        tensors, state = model_state(self.model_)
+        meta = {
+            "model": self.model.name,
+            "task": self.spec.task,
+            "fit": getattr(self, "fit_info_", {}),
+            "history": [vars(h) for h in getattr(self, "history_", [])],
+            **(metadata or {}),
+        }
+        return save_artifact(
+            path,
+            config_json=self.config.model_dump_json(indent=2),
+            tensors=tensors,
+            state=state,
+            vocab=self.vocab_,
+            metadata=meta,
+            seqrec_version=_version(),
+        )
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> Recommender:
         """Load a directory written by :meth:`save`. Never executes code from it."""
-        path = Path(path)
-        needed = ["config.json", "model.safetensors", "vocab.json", "metadata.json"]
-        if not path.is_dir():
-            raise ArtifactError(f"no saved model at {path}: expected a directory with {needed}")
-        missing = [f for f in needed if not (path / f).exists()]
-        if missing:
-            raise ArtifactError(f"{path} is not a complete seqrec model: missing {missing}")
+        art = load_artifact(path)
         try:
-            meta = json.loads((path / "metadata.json").read_text())
-            cfg = RecommenderConfig.model_validate_json((path / "config.json").read_text())
-        except (ValueError, ValidationError) as e:
-            raise ArtifactError(f"{path}: unreadable config/metadata ({e})") from e
-        if meta.get("artifact_version") != ARTIFACT_VERSION:
-            raise ArtifactError(
-                f"{path}: artifact version {meta.get('artifact_version')} is not supported (expected {ARTIFACT_VERSION})"
-            )
+            cfg = RecommenderConfig.model_validate(art.config)
+        except ValidationError as e:
+            raise ArtifactError(f"{path}: config.json is not a valid config ({_first_error(e)})") from e
         rec = cls.from_config(cfg, device=device)
-        rec.vocab_ = Vocabulary.load(path / "vocab.json")
-        module = MODELS[cfg.model.name][1](cfg.model, rec.vocab_.n_items)
+        rec.vocab_ = art.vocab
+        model = rec.spec.build(cfg.model, rec.vocab_.n_items)
         try:
-            module.load_state_dict(load_file(str(path / "model.safetensors")))
-        except RuntimeError as e:
-            raise ArtifactError(f"{path}: weights do not match the config ({e})") from e
-        rec.module_ = module.to(resolve_device(device)).eval()
-        rec.fit_info_ = meta.get("fit", {})
+            load_model_state(model, art.tensors, art.state)
+        except ArtifactError as e:
+            raise ArtifactError(f"{path}: {e}") from e
+        rec.model_ = model.to(resolve_device(device)).eval()
+        rec.fit_info_ = art.metadata.get("fit", {})
         rec.history_ = []
-        rec.metadata_ = meta
+        rec.metadata_ = art.metadata
         return rec
+
+
+def _first_error(e: ValidationError) -> str:
+    errs = e.errors()
+    if not errs:
+        return str(e)
+    err = errs[0]
+    loc = ".".join(str(x) for x in err.get("loc", ()))
+    return f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))
 
 
 def _version() -> str:

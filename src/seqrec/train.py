@@ -1,85 +1,129 @@
-"""Training: one config, one loop per training strategy, early stopping, progress, history.
+"""Training: one config and one :class:`Trainer` that drives any model's training strategy.
 
-GRU4Rec trains with session-parallel mini-batches (:func:`fit_session_parallel`): the
-hidden state is carried from step to step (gradients are truncated at every step, as in the
-official code), reset to zero when a slot takes a new session, and the item tables are
-updated row-sparsely (:mod:`seqrec.optim`).
+The Trainer owns what every trained model shares: epochs, validation after each epoch,
+early stopping on a validation metric with the best state kept, a progress bar, the
+divergence guard, randomness scoped by the seed (a NumPy generator handed to the strategy;
+torch's global RNG forked, seeded and restored), and **checkpoint/resume**: after every
+epoch a checkpoint (model, strategy/optimiser state, RNG states, epoch, best-so-far,
+history) is written atomically, and a later ``fit(..., resume=True)`` continues from it to
+exactly the result of an uninterrupted run.
+
+How a model trains on a batch (GRU4Rec's session-parallel steps, SASRec's padded
+sequences) is the model's :class:`~seqrec.models.base.TrainingStrategy`, never named here.
+The loop is written so torch DDP could wrap it later (the data a strategy sees could be
+sharded by rank, rank 0 would write checkpoints).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from seqrec.data.batching import TorchSessionSchedule, session_parallel_schedule
+from seqrec._io import replace_dir
 from seqrec.data.sequences import SequenceData
-from seqrec.exceptions import SeqrecError
-from seqrec.losses import (
-    ObjectiveConfig,
-    PopularitySampler,
-    bpr_max,
-    full_cross_entropy,
-    logq_correction,
-    merge_sampled_columns,
-    sampled_cross_entropy,
-    union_per_step,
-)
-from seqrec.models.gru4rec import GRU4Rec
-from seqrec.optim import IndexedAdagradM, IndexedAdam
+from seqrec.exceptions import ArtifactError, ConfigError, DivergenceError, SeqrecError
+from seqrec.models.base import TrainingStrategy, load_model_state, model_device, model_state
 
 logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
 
 
 class TrainConfig(BaseModel):
     """How to train (GRU4Rec's names in brackets).
+
+    ``optimizer``, ``learning_rate`` and ``batch_size`` left unset (``None``) take the
+    model's defaults (its spec's ``train_defaults``; GRU4Rec: Adagrad, 0.05, 64).
 
     Parameters
     ----------
     epochs
         Passes over the training data [n_epochs].
     batch_size
-        Sessions side by side in a session-parallel mini-batch [batch_size].
+        Sequences per mini-batch (GRU4Rec: sessions side by side) [batch_size].
     optimizer
-        ``"adagrad"``: Adagrad with momentum, row-sparse on item tables (official);
-        ``"adam"``: Adam (lazy row-sparse on item tables).
+        ``"adagrad"``: Adagrad with momentum, row-sparse on item tables (GRU4Rec's);
+        ``"adam"``; ``"adamw"`` (decoupled weight decay). A model supports some of them:
+        any other is an error naming the model.
     learning_rate, momentum
-        [learning_rate], [momentum] (momentum only for adagrad).
+        [learning_rate], [momentum] (momentum only for adagrad: an error elsewhere).
+    weight_decay
+        L2 penalty (adam) / decoupled decay (adamw); not supported by adagrad (an error).
     patience
         Stop when the validation metric has not improved for this many epochs (needs a
         validation set); 0 disables early stopping. The best epoch's weights are kept.
     valid_metric
         Metric watched on validation, e.g. ``"recall@20"``.
+    checkpoint_minutes
+        Also write a checkpoint at the end of an epoch only when this many minutes have
+        passed since the last one (None: after every epoch, the default).
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     epochs: int = Field(10, ge=0)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["adagrad", "adam"] = "adagrad"
-    learning_rate: float = Field(0.05, gt=0.0)
+    batch_size: int | None = Field(None, ge=1)
+    optimizer: Literal["adagrad", "adam", "adamw"] | None = None
+    learning_rate: float | None = Field(None, gt=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     patience: int = Field(0, ge=0)
     valid_metric: str = "recall@20"
     eval_batch_size: int = Field(512, ge=1)
     fused: bool = True
-    """Where it applies (one GRU layer, cross-entropy, constrained or separate embedding),
-    train with the fast loop: hand-written forward/backward, packed tables and, with sampled
-    negatives, merged output columns (same maths, a few times fewer kernels; see
-    docs/models/gru4rec.md). ``False``: autograd over the official layout."""
+    """GRU4Rec: where it applies (one GRU layer, cross-entropy, constrained or separate
+    embedding), train with the fast loop: hand-written forward/backward, packed tables and,
+    with sampled negatives, merged output columns (same maths, a few times fewer kernels;
+    see docs/models/gru4rec.md). ``False``: autograd over the official layout."""
+    grad_clip: float | None = Field(None, gt=0.0)
+    """Clip the gradient norm to this (models whose strategy supports it; None: model default)."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear learning-rate warm-up over this many steps (models whose strategy supports it)."""
+    checkpoint_minutes: float | None = Field(None, gt=0.0)
     device: str = "auto"
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.optimizer == "adagrad" and self.weight_decay > 0:
+            raise ValueError(
+                "weight_decay is not supported by optimizer 'adagrad'; use 'adam'/'adamw' or set 0"
+            )
+        if self.optimizer in ("adam", "adamw") and self.momentum > 0:
+            raise ValueError(
+                f"momentum is not supported by optimizer {self.optimizer!r} (Adam has betas); "
+                "use 'adagrad' or set momentum = 0"
+            )
+        return self
+
+    def resolved(self, defaults: Mapping[str, Any], model: str = "") -> TrainConfig:
+        """This config with unset fields filled from a model's ``defaults``."""
+        update = {k: v for k, v in defaults.items() if getattr(self, k, None) is None}
+        unknown = set(defaults) - set(type(self).model_fields)
+        if unknown:  # pragma: no cover - a programming error in a spec
+            raise ConfigError(f"model {model!r} declares unknown train defaults {sorted(unknown)}")
+        out = TrainConfig.model_validate({**self.model_dump(), **update})
+        missing = [k for k in ("batch_size", "optimizer", "learning_rate") if getattr(out, k) is None]
+        if missing:
+            raise ConfigError(f"model {model!r} needs [train] {', '.join(missing)} to be set")
+        return out
 
 
 def resolve_device(device: str) -> torch.device:
@@ -125,507 +169,265 @@ def flush_denormals() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
-def can_fuse(model: GRU4Rec, objective: ObjectiveConfig) -> bool:
-    """Whether the fast loop (hand-written forward/backward, packed tables) trains this model:
-    one GRU layer, an input embedding (shared or separate) and cross-entropy."""
-    return (
-        isinstance(model, GRU4Rec)
-        and len(model.cells) == 1
-        and model.config.input_mode != "onehot"
-        and objective.loss == "cross-entropy"
-    )
+# ------------------------------------------------------------------ state files
+def split_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
+    """A nested state (dicts, lists, tensors, arrays, scalars) as JSON with tensors moved
+    into ``tensors`` under dotted keys (``{"__tensor__": key}`` markers)."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().cpu().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, np.ndarray):
+        tensors[prefix] = torch.from_numpy(np.ascontiguousarray(obj))
+        return {"__ndarray__": prefix}
+    if isinstance(obj, Mapping):
+        return {str(k): split_state(v, tensors, f"{prefix}.{k}" if prefix else str(k)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [split_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
-GRUWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-"""``(weight_ih, weight_hh, bias_ih, bias_hh)`` of a GRU cell, PyTorch's r/z/n gate order."""
+def join_state(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`split_state`."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__tensor__"}:
+            return tensors[obj["__tensor__"]]
+        if set(obj) == {"__ndarray__"}:
+            return tensors[obj["__ndarray__"]].numpy().copy()
+        return {k: join_state(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [join_state(v, tensors) for v in obj]
+    return obj
 
 
-def _cell_weights(cell: torch.nn.GRUCell) -> GRUWeights:
-    return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+def write_state_dir(path: Path, state: Mapping[str, Any]) -> None:
+    """Write ``state`` as ``tensors.safetensors`` + ``state.json`` into ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        tensors: dict[str, torch.Tensor] = {}
+        meta = split_state(dict(state), tensors)
+        save_file(tensors, str(tmp / "tensors.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(meta))
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
-def _gru_forward(
-    w: GRUWeights, x: torch.Tensor, h: torch.Tensor
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """PyTorch's GRUCell by hand: the new state and what :func:`_gru_backward` needs."""
-    w_ih, w_hh, b_ih, b_hh = w
-    n_h = h.shape[1]
-    gi = torch.addmm(b_ih, x, w_ih.t())  # (n, 3H)
-    gh = torch.addmm(b_hh, h, w_hh.t())  # (n, 3H)
-    rz, gi_n = gi.split((2 * n_h, n_h), 1)
-    gh_rz, h_n = gh.split((2 * n_h, n_h), 1)
-    rz.add_(gh_rz).sigmoid_()
-    r, z = rz.split(n_h, 1)
-    c = torch.addcmul(gi_n, r, h_n).tanh_()
-    hc = h - c
-    hn = torch.addcmul(c, z, hc)  # (1 - z) * c + z * h
-    return hn, (x, h, rz, r, z, c, h_n, hc)
+def read_state_dir(path: Path) -> dict[str, Any]:
+    """Read what :func:`write_state_dir` wrote (ArtifactError if damaged)."""
+    try:
+        tensors = load_file(str(path / "tensors.safetensors"))
+        meta = json.loads((path / "state.json").read_text())
+        return join_state(meta, tensors)
+    except (OSError, ValueError, KeyError, SafetensorError) as e:
+        raise ArtifactError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from e
 
 
-def _gru_backward(
-    w: GRUWeights, cache: tuple[torch.Tensor, ...], d_hn: torch.Tensor, grads: GRUWeights
-) -> torch.Tensor:
-    """Backward of :func:`_gru_forward` given ``d_hn``: the weight gradients are written into
-    ``grads`` (same shapes as ``w``), the input's gradient is returned."""
-    x, h, rz, r, z, c, h_n, hc = cache
-    n, n_h = h.shape
-    d_gi = torch.empty(n, 3 * n_h, dtype=h.dtype, device=h.device)
-    d_rz, d_n = d_gi.split((2 * n_h, n_h), 1)
-    d_r, d_z = d_rz.split(n_h, 1)
-    torch.addcmul(d_hn, d_hn, z, value=-1, out=d_n)  # d c = d_hn (1 - z)
-    d_n.addcmul_(d_n * c, c, value=-1)  # through tanh: * (1 - c^2)
-    torch.mul(d_n, h_n, out=d_r)
-    torch.mul(d_hn, hc, out=d_z)
-    d_rz.mul_(torch.addcmul(rz, rz, rz, value=-1))  # through the sigmoids: * rz (1 - rz)
-    d_gh = d_gi.clone()
-    d_gh.narrow(1, 2 * n_h, n_h).mul_(r)
-    g_ih, g_hh, gb_ih, gb_hh = grads
-    torch.mm(d_gi.t(), x, out=g_ih)
-    torch.mm(d_gh.t(), h, out=g_hh)
-    torch.sum(d_gi, 0, out=gb_ih)
-    torch.sum(d_gh, 0, out=gb_hh)
-    return d_gi @ w[0]
+# ------------------------------------------------------------------ trainer
+def _rng_state(devices: list[torch.device]) -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    for d in devices:
+        state[f"cuda:{d.index or 0}"] = torch.cuda.get_rng_state(d)
+    return state
 
 
-class _GenericLoop:
-    """The step loop of :func:`fit_session_parallel` for every model and objective: autograd,
-    the official column layout, row-sparse table updates."""
-
-    def __init__(
-        self,
-        model: GRU4Rec,
-        sched: TorchSessionSchedule,
-        counts: np.ndarray,
-        objective: ObjectiveConfig,
-        config: TrainConfig,
-        opt: IndexedAdagradM | IndexedAdam,
-        rng: np.random.Generator,
-    ) -> None:
-        self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
-        device = model.Wy.device
-        self.log_q = torch.tensor(np.log(np.maximum(counts, 1)), dtype=torch.float32, device=device)
-        self.sampled = objective.negatives == "sampled"
-        self.sampler = None
-        if self.sampled and objective.n_sample > 0:
-            self.sampler = PopularitySampler(
-                counts,
-                objective.n_sample,
-                objective.sample_alpha,
-                cache_size=objective.sample_cache_size,
-                rng=rng,
-                device=device,
-            )
-        self.use_logq = self.sampled and objective.loss == "cross-entropy" and objective.logq > 0
-        self.all_items = torch.arange(1, model.n_items, device=device)
-        self.batch_size = float(config.batch_size)
-
-    def run_epoch(self, bar: tqdm | None) -> float:
-        """One pass; returns the summed loss over all rows."""
-        model, sched, objective, opt = self.model, self.sched, self.objective, self.opt
-        sampled, sampler, bs = self.sampled, self.sampler, self.batch_size
-        constrained = model.config.input_mode == "constrained"
-        Wy, By, table = model.Wy, model.By, model.input_table
-        dense = opt.dense
-        H = model.init_hidden(sched.n_slots, Wy.device)
-        loss_sum = torch.zeros((), device=Wy.device)
-        for t in range(sched.n_steps):
-            a, b = sched.offsets[t], sched.offsets[t + 1]
-            # truncated BPTT of one step, as official
-            H = sched.carry(t, [h.detach() for h in H])
-            x = sched.inputs[a:b]
-            y = sched.targets[a:b]
-            n = b - a
-            if sampled:
-                out_ids = torch.cat([y, sampler.sample()]) if sampler is not None else y
-            else:
-                out_ids = self.all_items
-            if constrained:
-                row_ids = torch.cat([x, out_ids])
-                rows = Wy.detach().index_select(0, row_ids).requires_grad_()
-                xe, O = rows.split([n, len(out_ids)])
-            else:
-                xrows = table.detach().index_select(0, x).requires_grad_()
-                rows = Wy.detach().index_select(0, out_ids).requires_grad_()
-                xe, O = xrows, rows
-            bias = By.detach().index_select(0, out_ids).requires_grad_()
-            corr = (
-                objective.logq * logq_correction(self.log_q[out_ids], n, objective.sample_alpha)
-                if self.use_logq
-                else None
-            )
-            out = model.step(xe, H)  # (n, D)
-            R = torch.addmm(bias, out, O.t())  # (n, M)
-            if corr is not None:
-                R = R - corr
-            if not sampled:
-                loss = full_cross_entropy(R, y - 1)
-            elif objective.loss == "cross-entropy":
-                loss = sampled_cross_entropy(R)
-            else:
-                loss = bpr_max(R, bpreg=objective.bpreg, elu_param=objective.elu_param)
-            loss = loss / bs
-            loss.backward()
-            rows_grad, bias_grad = rows.grad, bias.grad
-            xrows_grad = None if constrained else xrows.grad
-            opt.step_dense()
-            for p in dense:
-                p.grad = None
-            if constrained:
-                opt.step_rows(Wy, row_ids, rows_grad)
-            else:
-                opt.step_rows(table, x, xrows_grad)
-                opt.step_rows(Wy, out_ids, rows_grad, coalesced=not sampled)
-            opt.step_rows(By, out_ids, bias_grad, coalesced=not sampled)
-            loss_sum += loss.detach() * bs
-            if bar is not None and t % 64 == 0:
-                bar.update(sched.offsets[min(t + 64, sched.n_steps)] - a)
-        return float(loss_sum)
+def _set_rng_state(state: Mapping[str, Any], devices: list[torch.device]) -> None:
+    torch.set_rng_state(state["cpu"])
+    for d in devices:
+        torch.cuda.set_rng_state(state[f"cuda:{d.index or 0}"], d)
 
 
-def _dropout_masks(rows: int, size: int, p: float, device: torch.device) -> torch.Tensor | None:
-    """Inverted-dropout multipliers for ``rows`` steps' rows at once (None when p == 0)."""
-    if p <= 0:
-        return None
-    return torch.rand(rows, size, device=device).lt_(1 - p).div_(1 - p)
-
-
-class _FastLoop:
-    """The fast path of :func:`fit_session_parallel`: a 1-layer GRU4Rec with softmax
-    cross-entropy (sampled or full), hand-written forward/backward and packed tables.
-
-    Ahead of each run of steps it draws the negatives in bulk, merges every step's output
-    columns (:func:`seqrec.losses.merge_sampled_columns`: each touched item once, duplicates
-    and logQ corrections folded into a log-weight), draws the dropout masks and cuts all of
-    it into per-step views. A step then gathers each touched row of ``[Wy | By]`` together
-    with its optimiser state (one gather), scores, backpropagates, updates the rows in place
-    and scatters them back; with full softmax every row but padding is a column and the
-    table is updated in place. The GRU weights live in one flat packed row, so their update
-    is a handful of kernels. The maths is the official step's; only the layout differs.
-    """
-
-    def __init__(
-        self,
-        model: GRU4Rec,
-        sched: TorchSessionSchedule,
-        counts: np.ndarray,
-        objective: ObjectiveConfig,
-        opt: IndexedAdagradM | IndexedAdam,
-        rng: np.random.Generator,
-        batch_size: int,
-    ) -> None:
-        self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
-        self.device = dev = model.Wy.device
-        self.log_count = np.log(np.maximum(counts, 1))
-        self.full = objective.negatives == "full"
-        self.sampler = None
-        if not self.full and objective.n_sample > 0:
-            self.sampler = PopularitySampler(
-                counts, objective.n_sample, objective.sample_alpha, cache_size=1, rng=rng
-            )
-        self.logq = objective.logq
-        self.constrained = model.config.input_mode == "constrained"
-        self.n_h = model.config.layers[-1]
-        self.n_in = self.n_h if self.constrained else model.config.embedding_dim
-        cell = model.cells[0]
-        # gradients are of the summed loss: batch_size times those of the official mean
-        with torch.no_grad():
-            self.out_table = opt.pack(torch.cat([model.Wy, model.By[:, None]], 1), batch_size)
-            self.in_table = None if self.constrained else opt.pack(model.E, batch_size)
-            flat = torch.cat([p.reshape(-1) for p in _cell_weights(cell)])
-            self.gru_table = opt.pack(flat[None], batch_size)  # (1, 1 + state, n_weights)
-        self.gru_grad = torch.zeros_like(flat)[None]
-        self.gru_weights = self._views(self.gru_table[0, 0])
-        self.gru_grads = self._views(self.gru_grad[0])
-        n_cols = model.n_items if self.full else objective.n_sample + 2 * sched.n_slots
-        width = n_cols * 8
-        rows = sched.n_slots * max(self.n_h, self.n_in)
-        self.chunk_steps = max(1, min(2**24 // width, 2**23 // rows))
-        # the last layer's (dropped-out) output with a column of ones for the biases; two
-        # buffers alternate, so a step's input state is never overwritten while in use
-        self.out_bufs = [torch.ones(sched.n_slots, self.n_h + 1, device=dev) for _ in range(2)]
-        self.minus_one = torch.full((sched.n_slots,), -1.0, device=dev)
-
-    def _views(self, flat: torch.Tensor) -> GRUWeights:
-        """The GRU weights as views of one flat tensor."""
-        out, at = [], 0
-        for p in _cell_weights(self.model.cells[0]):
-            out.append(flat[at : at + p.numel()].view(p.shape))
-            at += p.numel()
-        return tuple(out)
-
-    def write_back(self) -> None:
-        """Copy the packed weights into the model (before validation, and at the end)."""
-        with torch.no_grad():
-            self.model.Wy.copy_(self.out_table[:, 0, : self.n_h])
-            self.model.By.copy_(self.out_table[:, 0, self.n_h])
-            if self.in_table is not None:
-                self.model.E.copy_(self.in_table[:, 0])
-            for p, v in zip(_cell_weights(self.model.cells[0]), self.gru_weights, strict=True):
-                p.copy_(v)
-
-    def _plan(self, t0: int, t1: int) -> dict:
-        """Everything steps ``t0..t1-1`` need, drawn and merged in bulk, as per-step lists."""
-        s, dev, cfg = self.sched, self.device, self.model.config
-        a, b = s.offsets[t0], s.offsets[t1]
-        row_off = np.asarray(s.offsets[t0 : t1 + 1], dtype=np.int64) - a
-        rows = np.diff(row_off).tolist()
-        x, y = s.inputs_np[a:b], s.targets_np[a:b]
-        n_steps = t1 - t0
-        step = np.repeat(np.arange(n_steps), rows)
-        row_in_step = np.arange(b - a) - row_off[step]
-
-        def split(arr: np.ndarray | torch.Tensor | None, sizes: list[int]) -> list:
-            if arr is None:
-                return [None] * len(sizes)
-            if isinstance(arr, np.ndarray):
-                arr = torch.from_numpy(arr).to(dev)
-            return list(torch.split(arr, sizes))
-
-        plan = {
-            "mask_h": split(_dropout_masks(b - a, self.n_h, cfg.dropout_hidden, dev), rows),
-            "mask_e": split(_dropout_masks(b - a, self.n_in, cfg.dropout_embed, dev), rows),
-        }
-        if self.full:
-            # every item but padding is a column: item i is column i - 1
-            n_cols = len(self.log_count) - 1
-            plan.update(
-                item=[None] * n_steps,
-                log_weight=[None] * n_steps,
-                target_flat=split(row_in_step * n_cols + y - 1, rows),
-                n_scored=[n_cols] * n_steps,
-                width=[n_cols] * n_steps,
-                shift=0.0,
-            )
-            input_col = x - 1
-        else:
-            samples = None
-            if self.sampler is not None:
-                samples = self.sampler.draw((n_steps, self.objective.n_sample))
-            cols = merge_sampled_columns(
-                y,
-                row_off,
-                samples,
-                self.log_count,
-                alpha=self.objective.sample_alpha,
-                logq=self.logq,
-                inputs=x if self.constrained else None,
-            )
-            widths = np.diff(cols.offsets)
-            plan.update(
-                item=split(cols.item, widths.tolist()),
-                log_weight=split(cols.log_weight, widths.tolist()),
-                target_flat=split(row_in_step * widths[step] + cols.target_col, rows),
-                n_scored=cols.n_scored.tolist(),
-                width=widths.tolist(),
-                shift=cols.loss_shift,
-            )
-            input_col = cols.input_col
-        if self.constrained:
-            plan["input_col"] = split(input_col, rows)
-            plan["in_item"] = [None] * n_steps  # inputs are rows of the output table
-        else:
-            item, offsets, _, (pos,), _ = union_per_step(
-                len(self.log_count), n_steps, None, [(step, x)]
-            )
-            plan["in_item"] = split(item, np.diff(offsets).tolist())
-            plan["input_col"] = split(pos, rows)
-        return plan
-
-    @torch.no_grad()
-    def run_epoch(self, bar: tqdm | None) -> float:
-        """One pass; returns the summed (official) loss over all rows."""
-        s, opt = self.sched, self.opt
-        n_h = self.n_h
-        out_table, in_table, gru_table = self.out_table, self.in_table, self.gru_table
-        w, g, gru_grad = self.gru_weights, self.gru_grads, self.gru_grad
-        minus_one, n_slots = self.minus_one, s.n_slots
-        out_views = [(o, o[:, :n_h]) for o in self.out_bufs]
-        all_rows = out_table[1:]
-        # a zero gradient leaves a row unchanged only under momentum-free Adagrad
-        keep_input_bias = in_table is None and (isinstance(opt, IndexedAdam) or opt.momentum > 0)
-        loss = torch.zeros((), device=self.device)
-        shift = 0.0
-        h = self.model.init_hidden(s.n_slots, self.device)[0]
-        for c0 in range(0, s.n_steps, self.chunk_steps):
-            c1 = min(c0 + self.chunk_steps, s.n_steps)
-            plan = self._plan(c0, c1)
-            shift += plan["shift"]
-            steps = zip(
-                range(c0, c1),
-                plan["item"],
-                plan["log_weight"],
-                plan["target_flat"],
-                plan["input_col"],
-                plan["mask_h"],
-                plan["mask_e"],
-                plan["n_scored"],
-                plan["width"],
-                plan["in_item"],
-                strict=True,
-            )
-            for t, u, lw, flat, in_col, mask_h, mask_e, n_out, width, u_in in steps:
-                n = len(flat)
-                h = s.carry(t, [h])[0]
-                # (U, 1 + state, H + 1): the touched rows, or all but padding (full softmax)
-                blk = all_rows if u is None else out_table.index_select(0, u)
-                W = blk[:, 0]  # (U, H + 1): item vectors and biases
-                W_h = W[:, :n_h]
-                if in_table is None:
-                    xe = W_h.index_select(0, in_col)
-                else:
-                    blk_in = in_table.index_select(0, u_in)
-                    xe = blk_in[:, 0].index_select(0, in_col)
-                if mask_e is not None:
-                    xe = xe * mask_e
-                hn, cache = _gru_forward(w, xe, h)
-                out, out_h = out_views[t & 1]
-                if n < n_slots:
-                    out, out_h = out[:n], out_h[:n]
-                if mask_h is not None:
-                    torch.mul(hn, mask_h, out=out_h)
-                else:
-                    out_h.copy_(hn)
-                scores = out @ W.t() if lw is None else torch.addmm(lw, out, W.t())  # (n, U)
-                d_s = torch.log_softmax(scores, 1)  # log-probabilities, then their gradient
-                d_s_flat = d_s.view(-1)
-                loss -= d_s_flat.index_select(0, flat).sum()
-                d_s.exp_()
-                d_s_flat.index_add_(0, flat, minus_one if n == n_slots else minus_one[:n])
-                d_w = d_s.t() @ out  # (U, H + 1)
-                d_out = d_s @ W_h
-                if mask_h is not None:
-                    d_out.mul_(mask_h)
-                d_x = _gru_backward(w, cache, d_out, g)
-                if mask_e is not None:
-                    d_x.mul_(mask_e)
-                if in_table is None:
-                    d_w[:, :n_h].index_add_(0, in_col, d_x)
-                else:
-                    d_in = torch.zeros(len(u_in), d_x.shape[1], device=d_x.device)
-                    opt.step_packed(blk_in, d_in.index_add_(0, in_col, d_x))
-                    in_table.index_copy_(0, u_in, blk_in)
-                opt.step_packed(gru_table, gru_grad)
-                if keep_input_bias and n_out < width:
-                    # rows that are only inputs have no bias gradient: the official update
-                    # leaves their bias and its state alone (momentum would move them)
-                    bias_state = blk[n_out:, :, n_h].clone()
-                    opt.step_packed(blk, d_w)
-                    blk[n_out:, :, n_h] = bias_state
-                else:
-                    opt.step_packed(blk, d_w)
-                if u is not None:
-                    out_table.index_copy_(0, u, blk)
-                h = out_h
-                if bar is not None and t % 64 == 0:
-                    bar.update(s.offsets[min(t + 64, s.n_steps)] - s.offsets[t])
-        return float(loss) + shift
-
-
-def _sparse_tables(model: GRU4Rec) -> list[torch.Tensor]:
-    tabs = [model.Wy, model.By]
-    if model.config.input_mode != "constrained":
-        tabs.append(model.input_table)
-    return tabs
-
-
-def fit_session_parallel(
-    model: GRU4Rec,
-    data: SequenceData,
-    objective: ObjectiveConfig,
-    config: TrainConfig,
-    *,
-    seed: int | None = None,
-    validate: Callable[[GRU4Rec], dict[str, float]] | None = None,
-) -> list[EpochLog]:
-    """Train ``model`` in place with GRU4Rec's session-parallel mini-batches.
+class Trainer:
+    """Drives a :class:`~seqrec.models.base.TrainingStrategy` for ``config.epochs`` epochs.
 
     Parameters
     ----------
+    config
+        The resolved :class:`TrainConfig`.
+    seed
+        Seeds the strategy's NumPy generator and torch's (forked) global RNG.
     validate
         Called after each epoch with the model in eval mode; returns metrics (the
         ``config.valid_metric`` one drives early stopping).
-
-    Returns
-    -------
-    One :class:`EpochLog` per epoch run.
+    checkpoint_dir
+        Where to write ``checkpoint/`` after each epoch (None: no checkpoints).
+    fingerprint
+        A JSON-able description of what is trained (the resolved config); a checkpoint
+        made for another fingerprint is refused on resume, with the differing keys.
     """
-    device = next(model.parameters()).device
-    seeds = np.random.SeedSequence(seed)
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(int(seeds.generate_state(1)[0]))
-    rng = np.random.default_rng(seeds.spawn(1)[0])
-    sched = TorchSessionSchedule(session_parallel_schedule(data, config.batch_size), device)
-    counts = data.item_counts()
-    fast_loop = config.fused and can_fuse(model, objective)
-    tables = [] if fast_loop else _sparse_tables(model)
-    dense = [p for p in model.parameters() if all(p is not t for t in _sparse_tables(model))]
-    if config.optimizer == "adagrad":
-        opt: IndexedAdagradM | IndexedAdam = IndexedAdagradM(
-            dense, tables, lr=config.learning_rate, momentum=config.momentum
-        )
-    else:
-        opt = IndexedAdam(dense, tables, lr=config.learning_rate, weight_decay=config.weight_decay)
-    fast = None
-    if fast_loop:
-        fast = _FastLoop(model, sched, counts, objective, opt, rng, config.batch_size)
-        step_loop = fast.run_epoch
-    else:
-        step_loop = _GenericLoop(model, sched, counts, objective, config, opt, rng).run_epoch
-    # dropout masks need randomness: derive torch's from the seed, scoped to this call
-    fork_devices = [device] if device.type == "cuda" else []
-    history: list[EpochLog] = []
-    best, best_state, bad_epochs = -math.inf, None, 0
-    with torch.random.fork_rng(devices=fork_devices), flush_denormals():
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            t0 = time.perf_counter()
-            bar = tqdm(
-                total=sched.n_events,
-                desc=f"epoch {epoch}",
-                unit="ev",
-                disable=not config.progress,
-                leave=False,
-                mininterval=1.0,
-            )
-            loss_avg = step_loop(bar if config.progress else None) / sched.n_events
-            bar.close()
-            if fast is not None:
-                fast.write_back()
-            dt = time.perf_counter() - t0
-            if not math.isfinite(loss_avg):
-                raise SeqrecError(
-                    f"training diverged (loss {loss_avg}) in epoch {epoch}; lower learning_rate"
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        seed: int | None = None,
+        validate: Callable[[Any], dict[str, float]] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        fingerprint: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.validate = validate
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.fingerprint = dict(fingerprint or {})
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_DIR
+
+    def fit(
+        self, model: Any, strategy: TrainingStrategy, data: SequenceData, *, resume: bool = False
+    ) -> list[EpochLog]:
+        """Train ``model`` in place; returns one :class:`EpochLog` per epoch (resumed runs
+        include the epochs before the interruption)."""
+        cfg = self.config
+        device = model_device(model)
+        seeds = np.random.SeedSequence(self.seed)
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(seeds.generate_state(1)[0]))
+        rng = np.random.default_rng(seeds.spawn(1)[0])
+        strategy.setup(model, data, rng=rng, device=device)
+        fork_devices = [device] if device.type == "cuda" else []
+        history: list[EpochLog] = []
+        best, best_state, bad_epochs, start = -math.inf, None, 0, 1
+        with torch.random.fork_rng(devices=fork_devices), flush_denormals():
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+            ckpt = self.checkpoint_path
+            if resume and ckpt is not None and (ckpt / "state.json").exists():
+                state = self._load(ckpt)
+                load_model_state(model, state["model"], state.get("model_meta", {}))
+                strategy.load_state_dict(state["strategy"])
+                rng.bit_generator.state = state["numpy_rng"]
+                _set_rng_state(state["torch_rng"], fork_devices)
+                history = [EpochLog(**h) for h in state["history"]]
+                best = state["best"] if state["best"] is not None else -math.inf
+                best_state = state.get("best_state")
+                bad_epochs, start = state["bad_epochs"], state["epoch"] + 1
+                logger.info("resumed from %s after epoch %d", ckpt, state["epoch"])
+                if state.get("stopped"):
+                    start = cfg.epochs + 1  # early stopping had ended the run
+            last_ckpt = time.monotonic()
+            for epoch in range(start, cfg.epochs + 1):
+                if hasattr(model, "train"):
+                    model.train()
+                t0 = time.perf_counter()
+                units = strategy.epoch_units()
+                bar = tqdm(
+                    total=units,
+                    desc=f"epoch {epoch}",
+                    unit=getattr(strategy, "units", "it"),
+                    disable=not cfg.progress,
+                    leave=False,
+                    mininterval=1.0,
                 )
-            log = EpochLog(epoch, loss_avg, sched.n_events, dt)
-            if validate is not None:
-                model.eval()
-                log.valid = validate(model)
-            history.append(log)
-            logger.info(
-                "epoch %d loss %.4f %.1fs %.0f ev/s %s",
-                epoch,
-                loss_avg,
-                dt,
-                log.events_per_second,
-                " ".join(f"{k}={v:.4f}" for k, v in log.valid.items()),
+                try:
+                    loss_sum, n = strategy.run_epoch(bar.update if cfg.progress else None)
+                except DivergenceError as e:
+                    raise DivergenceError(f"epoch {epoch}: {e}") from None
+                finally:
+                    bar.close()
+                strategy.finish()
+                dt = time.perf_counter() - t0
+                loss_avg = loss_sum / max(n, 1)
+                if not math.isfinite(loss_avg):
+                    raise DivergenceError(
+                        f"training diverged (loss {loss_avg}) in epoch {epoch}; lower "
+                        "learning_rate, add grad_clip/warmup_steps, or check the data"
+                    )
+                log = EpochLog(epoch, loss_avg, n, dt)
+                if self.validate is not None:
+                    if hasattr(model, "eval"):
+                        model.eval()
+                    log.valid = self.validate(model)
+                history.append(log)
+                logger.info(
+                    "epoch %d loss %.4f %.1fs %.0f %s/s %s",
+                    epoch,
+                    loss_avg,
+                    dt,
+                    log.events_per_second,
+                    getattr(strategy, "units", "it"),
+                    " ".join(f"{k}={v:.4f}" for k, v in log.valid.items()),
+                )
+                stop = False
+                if self.validate is not None and cfg.patience > 0:
+                    score = log.valid.get(cfg.valid_metric, -math.inf)
+                    if score > best:
+                        best, bad_epochs = score, 0
+                        best_state = model_state(model)[0]
+                        best_state = {k: v.clone() for k, v in best_state.items()}
+                    else:
+                        bad_epochs += 1
+                        stop = bad_epochs >= cfg.patience
+                due = cfg.checkpoint_minutes is None or (
+                    time.monotonic() - last_ckpt >= 60 * cfg.checkpoint_minutes
+                )
+                if ckpt is not None and (due or stop or epoch == cfg.epochs):
+                    self._save(ckpt, model, strategy, rng, fork_devices, epoch, best, best_state, bad_epochs, history, stop)
+                    last_ckpt = time.monotonic()
+                if stop:
+                    logger.info(
+                        "early stop after epoch %d (best %s %.4f)", epoch, cfg.valid_metric, best
+                    )
+                    break
+        if best_state is not None:
+            load_model_state(model, best_state, model_state(model)[1])
+        if hasattr(model, "eval"):
+            model.eval()
+        return history
+
+    # ------------------------------------------------------------ checkpoints
+    def _save(
+        self,
+        path: Path,
+        model: Any,
+        strategy: TrainingStrategy,
+        rng: np.random.Generator,
+        devices: list[torch.device],
+        epoch: int,
+        best: float,
+        best_state: dict[str, torch.Tensor] | None,
+        bad_epochs: int,
+        history: list[EpochLog],
+        stopped: bool,
+    ) -> None:
+        tensors, meta = model_state(model)
+        state = {
+            "fingerprint": self.fingerprint,
+            "epoch": epoch,
+            "stopped": stopped,
+            "model": tensors,
+            "model_meta": meta,
+            "strategy": strategy.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": _rng_state(devices),
+            "best": best if math.isfinite(best) else None,
+            "best_state": best_state,
+            "bad_epochs": bad_epochs,
+            "history": [asdict(h) for h in history],
+        }
+        write_state_dir(path, state)
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        state = read_state_dir(path)
+        saved = state.get("fingerprint", {})
+        if self.fingerprint and saved != json.loads(json.dumps(self.fingerprint)):
+            diff = _diff_keys(saved, json.loads(json.dumps(self.fingerprint)))
+            raise ConfigError(
+                f"cannot resume from {path}: the config changed since the checkpoint "
+                f"(differing keys: {', '.join(diff)}); run without resume to start over"
             )
-            if validate is not None and config.patience > 0:
-                score = log.valid.get(config.valid_metric, -math.inf)
-                if score > best:
-                    best, bad_epochs = score, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= config.patience:
-                        logger.info(
-                            "early stop after epoch %d (best %s %.4f)",
-                            epoch,
-                            config.valid_metric,
-                            best,
-                        )
-                        break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return history
+        return state
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+        return out
+    return [] if a == b else [prefix or "(root)"]

@@ -1,21 +1,62 @@
-"""Models: one file per model with its config; the explicit registry ``MODELS``."""
+"""Models: one file (or folder) per model with its config and its :class:`ModelSpec`.
+
+``MODELS`` is the explicit registry (name -> spec) and ``ModelConfig`` the discriminated
+union of the model configs, both derived from the list below: adding a model is its module
+plus one line here.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Union
 
 from pydantic import Field
 
+from seqrec.models import gru4rec, popularity
+from seqrec.models.base import ModelSpec, Scorer, SupportsReplay, TrainingStrategy
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from seqrec.models.popularity import Popularity, PopularityConfig
 
-ModelConfig = Annotated[GRU4RecConfig | PopularityConfig, Field(discriminator="name")]
+_SPECS: list[ModelSpec] = [
+    gru4rec.SPEC,
+    popularity.SPEC,
+]
+
+MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+"""name -> :class:`ModelSpec`. Explicit: no string-glued lookups."""
+
+DEFAULT_MODEL = "gru4rec"
+"""The model of a config (or ``[model]`` table) that names none."""
+
+ModelConfig: Any = Annotated[
+    Union[tuple(s.config for s in _SPECS)],  # noqa: UP007 - built from the registry
+    Field(discriminator="name"),
+]
 """Any model config; ``name`` selects the model."""
 
-MODELS: dict[str, tuple[type, type]] = {
-    "gru4rec": (GRU4RecConfig, GRU4Rec),
-    "pop": (PopularityConfig, Popularity),
-}
-"""name -> (config class, module class). Explicit: no string-glued lookups."""
 
-__all__ = ["MODELS", "GRU4Rec", "GRU4RecConfig", "ModelConfig", "Popularity", "PopularityConfig"]
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a registered model; an unknown name lists the valid ones."""
+    from seqrec.exceptions import ConfigError
+
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "GRU4Rec",
+    "GRU4RecConfig",
+    "ModelConfig",
+    "ModelSpec",
+    "Popularity",
+    "PopularityConfig",
+    "Scorer",
+    "SupportsReplay",
+    "TrainingStrategy",
+    "get_spec",
+]

@@ -2,19 +2,26 @@
 
 The module is plain PyTorch: an input layer (shared output embedding, a separate embedding,
 or one-hot input folded into the first GRU layer), GRU layers with dropout, and an output
-layer of item vectors ``Wy`` and biases ``By``. Losses, negative sampling and the
-session-parallel training loop live in :mod:`seqrec.losses` and :mod:`seqrec.train`.
+layer of item vectors ``Wy`` and biases ``By``. Its objective and session-parallel training
+live beside it (:mod:`.objective`, :mod:`.training`); :meth:`GRU4Rec.replay` is its
+session-parallel evaluation fast path.
 See ``docs/models/gru4rec.md`` for each option and the deviations from the reference code.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
+
+from seqrec.data.batching import TorchSessionSchedule, session_parallel_schedule
+from seqrec.data.query import QueryBatch
+from seqrec.data.sequences import SequenceData
 
 
 class GRU4RecConfig(BaseModel):
@@ -176,7 +183,7 @@ class GRU4Rec(nn.Module):
             li += 1
         return x
 
-    def score(self, out: Tensor, items: Tensor | None = None) -> Tensor:
+    def output_scores(self, out: Tensor, items: Tensor | None = None) -> Tensor:
         """Scores ``out @ Wy.T + By`` over all items (``items=None``) or the given ones.
 
         out : (B, D); items : (M,) -> (B, M)
@@ -207,4 +214,39 @@ class GRU4Rec(nn.Module):
 
     def forward(self, items: Tensor, lengths: Tensor) -> Tensor:
         """Scores over all items after each padded sequence: (B, T) -> (B, N)."""
-        return self.score(self.encode(items, lengths))
+        return self.output_scores(self.encode(items, lengths))
+
+    @torch.no_grad()
+    def score(self, batch: QueryBatch) -> Tensor:
+        """(B, N) scores after each query's whole history (an empty one: the biases)."""
+        T = max(1, int(batch.lengths.max())) if len(batch) else 1
+        items, _ = batch.last(T)  # (B, T), left-padded
+        return self(items, batch.lengths)
+
+    @torch.no_grad()
+    def replay(self, data: SequenceData, *, batch_size: int = 512) -> Iterator[tuple[Tensor, Tensor]]:
+        """Session-parallel evaluation: every sequence replayed once, event by event; at each
+        target event (``data.target_mask()``) yield the scores given the events before it.
+
+        Yields ``(scores (b, N), positions (b,))``, ``positions`` indexing ``data.items``.
+        The hidden state of a slot is reset when it takes a new sequence.
+        """
+        device = self.Wy.device
+        flags = torch.from_numpy(data.target_mask())
+        if not bool(flags.any()):
+            return
+        sched = TorchSessionSchedule(session_parallel_schedule(data, batch_size), device)
+        positions = torch.from_numpy(np.asarray(sched.positions, dtype=np.int64))
+        is_target = flags[positions].to(device)
+        positions = positions.to(device)
+        H = self.init_hidden(sched.n_slots, device)
+        table = self.input_table
+        for t in range(sched.n_steps):
+            a, b = sched.offsets[t], sched.offsets[t + 1]
+            H = sched.carry(t, H)
+            out = self.step(table[sched.inputs[a:b]], H)
+            sel = is_target[a:b]
+            if not bool(sel.any()):
+                continue
+            rows = sel.nonzero().squeeze(1)
+            yield self.output_scores(out[rows]), positions[a:b][rows]
