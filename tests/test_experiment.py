@@ -118,6 +118,64 @@ def test_unknown_key_names_path_and_valid_keys(
 
 
 @pytest.mark.parametrize(
+    ("split", "needle"),
+    [
+        ("n = 2", "'n' belongs to method 'leave-one-out', not 'time'"),
+        ("method = 'leave-one-out'\ntest_days = 3", "'test_days' belongs to method 'time'"),
+        ("method = 'ratio'\ncolumn = 'x'", "'column' belongs to method 'presplit'"),
+        ("method = 'presplit'\nby = 'event'", "'by' belongs to method 'time'"),
+        ("method = 'time'\ntest_dayz = 3", "did you mean 'split.test_days'"),
+        ("method = 'random'", "split.method: unknown method 'random'; valid methods: time"),
+    ],
+)
+def test_split_is_a_union_on_method(tmp_path: Path, split: str, needle: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(f'[data]\ndataset = "synthetic"\n[split]\n{split}\n')
+    with pytest.raises(ConfigError) as e:
+        load_experiment(p)
+    assert needle in str(e.value)
+
+
+def test_split_method_selects_the_config_class(tiny: Path) -> None:
+    from seqrec.experiment import (
+        SPLITS,
+        LeaveOneOutConfig,
+        PresplitConfig,
+        RatioSplitConfig,
+        TimeSplitConfig,
+    )
+
+    assert SPLITS == {
+        "time": TimeSplitConfig,
+        "leave-one-out": LeaveOneOutConfig,
+        "ratio": RatioSplitConfig,
+        "presplit": PresplitConfig,
+    }
+    assert isinstance(load_experiment(tiny).split, TimeSplitConfig)
+    # no method: "time"; no [split] at all: the time split's defaults
+    assert ExperimentConfig.model_validate(
+        {"data": {"dataset": "synthetic"}, "split": {"test_days": 3}}
+    ).split == TimeSplitConfig(test_days=3)
+    assert ExperimentConfig(data=DataConfig(dataset="synthetic")).split == TimeSplitConfig()
+    # switching the method drops the old method's keys, keeps keys set with it
+    loo = load_experiment(tiny, ["split.method=leave-one-out", "split.n=2"])
+    assert loo.split == LeaveOneOutConfig(n=2, valid=True)
+    ratio = load_experiment(tiny, ["split.method=ratio"]).split
+    assert isinstance(ratio, RatioSplitConfig)
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        load_experiment(tiny, ["split.method=nope"])
+    # the resolved config names the method and reloads as the same class
+    assert 'method = "leave-one-out"' in loo.to_toml()
+    assert grid(loo) == [loo]
+
+
+def test_grid_over_split_methods(tiny: Path) -> None:
+    configs = grid(tiny, {"split.method": ["time", "leave-one-out"]})
+    assert [c.split.method for c in configs] == ["time", "leave-one-out"]
+    assert configs[0].split.test_days == 6  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
     "override",
     [
         "model.layerz=[3]",
@@ -207,6 +265,26 @@ def test_demo_matches_synthetic_config() -> None:
     assert demo == shipped
 
 
+def test_objective_belongs_to_the_models_that_take_one(tmp_path: Path, tiny: Path) -> None:
+    from seqrec.experiment import model_takes_objective
+    from seqrec.models import MODELS
+
+    gru = load_experiment(tiny)
+    assert gru.objective is not None and gru.objective.n_sample == 0
+    p = tmp_path / "e.toml"
+    p.write_text('[data]\ndataset = "synthetic"\n')
+    assert load_experiment(p).objective is not None  # GRU4Rec: the defaults
+    plain = [name for name in MODELS if not model_takes_objective(name)]
+    if not plain:
+        pytest.skip("every registered model takes an [objective]")
+    name = plain[0]
+    p.write_text(f'[data]\ndataset = "synthetic"\n[model]\nname = "{name}"\n[objective]\n')
+    with pytest.raises(ConfigError, match="takes no \\[objective\\]"):
+        load_experiment(p)
+    switched = load_experiment(tiny, [f"model.name={name}"])  # drops the file's [objective]
+    assert switched.objective is None and "objective" not in switched.to_dict()
+
+
 # ---------------------------------------------------------------------------- grid
 def test_grid_expansion_count(tmp_path: Path) -> None:
     p = tmp_path / "g.toml"
@@ -259,6 +337,32 @@ def test_prepare_data_preprocess_options(tiny: Path) -> None:
     _, stats = prepare_data(cfg)
     assert "after_sessionize" in stats["preprocess"]
     assert "after_drop_consecutive_repeats" in stats["preprocess"]
+    assert [s["step"] for s in stats["preprocess"]["steps"]] == [
+        "sessionize",
+        "drop_consecutive_repeats",
+        "min_session_length",
+    ]
+
+
+def test_preprocess_builds_on_the_preprocess_steps() -> None:
+    from seqrec.experiment import PreprocessConfig, preprocess_steps
+    from seqrec.preprocess import STEPS, build_steps
+
+    cfg = PreprocessConfig(
+        min_rating=4.0,
+        session_gap_seconds=1800,
+        drop_consecutive_repeats=True,
+        min_session_length=3,
+        min_item_support=1,
+    )
+    once, filters = preprocess_steps(cfg, ["user_id", "session_id", "item_id", "timestamp"])
+    assert [s["step"] for s in once] == ["min_rating", "sessionize", "drop_consecutive_repeats"]
+    assert once[1]["by"] == "user_id"
+    assert filters == [{"step": "min_session_length", "n": 3}]  # support 1: no filter
+    assert all(s["step"] in STEPS for s in once + filters)
+    assert [s.to_dict() for s in build_steps(once)][0] == {"step": "min_rating", "threshold": 4.0}
+    once, _ = preprocess_steps(cfg, ["session_id", "item_id", "timestamp"])
+    assert once[1]["by"] == "session_id"  # no users: split the existing sessions
 
 
 def test_ml100k_notebook_protocol(data_dir: Path) -> None:

@@ -1,0 +1,160 @@
+"""Experiments: one typed config file -> one run directory.
+
+An experiment file (TOML or YAML) has the sections ``[data]``, ``[preprocess]``, ``[split]``,
+``[model]``, ``[objective]``, ``[train]``, ``[eval]`` plus the top-level keys ``name`` and
+``seed``, and optionally a ``[grid]`` table. Each section maps onto one frozen pydantic model
+(unknown keys are errors). Two sections are discriminated unions: ``model.name`` selects the
+model from the explicit registry :data:`seqrec.models.MODELS` and the other ``[model]`` keys
+validate against that model's config class (no ``name`` means ``"gru4rec"``);
+``split.method`` selects the splitter of :mod:`seqrec.split` and its keys (:data:`SPLITS`;
+no ``method`` means ``"time"``). A key of another model or method is an error saying so.
+
+::
+
+    name = "ml100k_gru4rec"
+    seed = 0
+
+    [data]
+    dataset = "ml-100k"          # or: path = "events.csv"
+
+    [split]
+    method = "time"
+    test_days = 14
+
+    [model]
+    name = "gru4rec"
+    layers = [100]
+
+    [grid]                       # optional: the cartesian product is run by run_grid
+    "train.learning_rate" = [0.05, 0.1]
+
+:func:`run` reads, cleans and splits the data (:func:`prepare_data`), trains a
+:class:`~seqrec.recommender.Recommender`, evaluates it and writes a run directory::
+
+    runs/<name>/
+      config.resolved.toml   every setting, defaults included (reload with load_experiment)
+      metrics.json           valid/test reports with their protocol, training history,
+                             data statistics, timings
+      log.txt                the log of the run
+      artifact/              the saved model (Recommender.load)
+
+The directory is written into a temporary sibling and renamed into place at the end, so a
+failed or interrupted run never leaves a half-written run (or model) behind.
+:func:`evaluation_data` (and :func:`run_split`) re-derive a finished run's data to evaluate
+its saved model on the same split again.
+
+The modules, one job each:
+
+* :mod:`~seqrec.experiment.config` — the sections, :class:`ExperimentConfig`, validation;
+* :mod:`~seqrec.experiment.errors` — :class:`RunExistsError`, the friendly config errors;
+* :mod:`~seqrec.experiment.overrides` — ``--set`` parsing, :func:`apply_overrides`, grid points;
+* :mod:`~seqrec.experiment.load` — :func:`load_experiment`, :func:`grid`;
+* :mod:`~seqrec.experiment.files` — reading TOML/YAML, compact TOML, atomic writes, file names;
+* :mod:`~seqrec.experiment.prepare` — read -> preprocess -> split, a saved run's evaluation data;
+* :mod:`~seqrec.experiment.runs` — :func:`run`, :func:`run_grid`, :class:`RunResult`,
+  :func:`load_run`;
+* :mod:`~seqrec.experiment.tables` — :func:`format_table`, :func:`metrics_table`.
+
+Choices (documented deviations from "anything goes"):
+
+* ``seed`` is an integer (default 0): runs are reproducible; TOML has no null.
+* Relative ``data.path`` / ``data.data_dir`` resolve from the current directory.
+* The model is trained on the ``train`` part only; ``valid`` is used for per-epoch
+  validation (and early stopping with ``train.patience``) and both parts are evaluated.
+* Only :func:`run` seeds the global RNGs (``random``, NumPy, torch) — library code never does.
+"""
+
+from __future__ import annotations
+
+from seqrec.experiment.config import (
+    SPLITS,
+    SYNTHETIC,
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    LeaveOneOutConfig,
+    PreprocessConfig,
+    PresplitConfig,
+    RatioSplitConfig,
+    SplitConfig,
+    SyntheticConfig,
+    TimeSplitConfig,
+    model_takes_objective,
+    validate_config,
+)
+from seqrec.experiment.errors import RunExistsError
+from seqrec.experiment.files import (
+    ARTIFACT_DIR,
+    LOG_FILE,
+    METRICS_FILE,
+    RESOLVED_CONFIG,
+    SUMMARY_FILE,
+)
+from seqrec.experiment.load import grid, load_experiment
+from seqrec.experiment.overrides import (
+    apply_overrides,
+    flatten_dict,
+    parse_override,
+    parse_value,
+    varying_keys,
+)
+from seqrec.experiment.prepare import (
+    EvaluationData,
+    apply_preprocess,
+    evaluation_data,
+    experiment_of,
+    find_run_config,
+    make_split,
+    prepare_data,
+    preprocess_steps,
+    read_data,
+    run_split,
+)
+from seqrec.experiment.runs import RunResult, load_run, run, run_grid
+from seqrec.experiment.tables import format_table, metrics_table
+
+__all__ = [
+    "ARTIFACT_DIR",
+    "LOG_FILE",
+    "METRICS_FILE",
+    "RESOLVED_CONFIG",
+    "SPLITS",
+    "SUMMARY_FILE",
+    "SYNTHETIC",
+    "DataConfig",
+    "EvalConfig",
+    "EvaluationData",
+    "ExperimentConfig",
+    "LeaveOneOutConfig",
+    "PreprocessConfig",
+    "PresplitConfig",
+    "RatioSplitConfig",
+    "RunExistsError",
+    "RunResult",
+    "SplitConfig",
+    "SyntheticConfig",
+    "TimeSplitConfig",
+    "apply_overrides",
+    "apply_preprocess",
+    "evaluation_data",
+    "experiment_of",
+    "find_run_config",
+    "flatten_dict",
+    "format_table",
+    "grid",
+    "load_experiment",
+    "load_run",
+    "make_split",
+    "metrics_table",
+    "model_takes_objective",
+    "parse_override",
+    "parse_value",
+    "prepare_data",
+    "preprocess_steps",
+    "read_data",
+    "run",
+    "run_grid",
+    "run_split",
+    "validate_config",
+    "varying_keys",
+]

@@ -1,0 +1,433 @@
+"""The sections of an experiment file and :class:`ExperimentConfig`, validated.
+
+Each section is a frozen pydantic model with ``extra="forbid"`` (unknown keys are errors).
+Two sections are discriminated unions: ``[model]`` on ``name`` (the classes come from the
+explicit registry :data:`seqrec.models.MODELS`; no ``name`` means ``"gru4rec"``) and
+``[split]`` on ``method`` (:data:`SPLITS`; no ``method`` means ``"time"``). A key of another
+model or method is an error that says where it belongs. :func:`validate_config` validates a
+raw mapping and turns pydantic's errors into one readable
+:class:`~seqrec.exceptions.ConfigError` (:func:`~seqrec.experiment.errors.friendly_errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from seqrec.evaluate import Ties
+from seqrec.exceptions import ConfigError
+from seqrec.experiment.errors import UnionSection, friendly_errors
+from seqrec.experiment.files import compact_toml, drop_none
+from seqrec.metrics import parse_metrics
+from seqrec.models import MODELS, ModelConfig
+from seqrec.train import TrainConfig
+
+try:
+    from seqrec.losses import ObjectiveConfig
+except ImportError:  # pragma: no cover - while ObjectiveConfig moves next to GRU4Rec
+    from seqrec.models.gru4rec import ObjectiveConfig  # type: ignore[no-redef]
+
+SYNTHETIC = "synthetic"
+"""``data.dataset`` value selecting :func:`seqrec.data.synthetic.synthetic_sessions`."""
+
+DEFAULT_MODEL = "gru4rec"
+"""The model of a ``[model]`` table without ``name`` (and of a file without ``[model]``)."""
+
+DEFAULT_SPLIT = "time"
+"""The method of a ``[split]`` table without ``method``."""
+
+
+def model_takes_objective(name: str) -> bool:
+    """Whether model ``name`` trains with an ``[objective]`` section (GRU4Rec's loss and
+    negatives); models whose spec has no objective class take none."""
+    entry = MODELS.get(name)
+    if entry is None or not hasattr(entry, "objective"):
+        return True  # unknown (reported elsewhere), or a registry without specs
+    return entry.objective is not None
+
+
+def model_config_classes() -> dict[str, type[BaseModel]]:
+    """``model name -> config class`` from the registry :data:`seqrec.models.MODELS`."""
+    out: dict[str, type[BaseModel]] = {}
+    for name, entry in MODELS.items():
+        cls = getattr(entry, "config", None)  # a ModelSpec
+        out[name] = cls if cls is not None else entry[0]  # type: ignore[index]
+    return out
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# =============================================================================== data
+class SyntheticConfig(_Section):
+    """Arguments of :func:`seqrec.data.synthetic.synthetic_sessions` (``[data.synthetic]``)."""
+
+    n_sessions: int = Field(2000, ge=1)
+    n_items: int = Field(200, ge=2)
+    mean_length: float = Field(8.0, ge=2.0)
+    p_follow: float = Field(0.9, ge=0.0, le=1.0)
+    seed: int = 0
+    start_time: float = 1.6e9
+    span_days: float = Field(60.0, gt=0.0)
+
+
+class DataConfig(_Section):
+    """Where the events come from (``[data]``): a registered dataset or a file.
+
+    Parameters
+    ----------
+    dataset
+        A name of :data:`seqrec.datasets.DATASETS` (``"ml-100k"``, ``"ml-1m"``,
+        ``"yoochoose-100k"``) found under ``data_dir``, ``$SEQREC_DATA`` or the user cache,
+        or ``"synthetic"`` (generated from ``[data.synthetic]``, no file needed).
+    path
+        An event file (CSV/TSV, optionally gzip-compressed, or Parquet). Exactly one of
+        ``dataset`` and ``path``.
+    format
+        How to read ``path``: ``"movielens"`` (``u.data`` / ``ratings.dat``),
+        ``"session-log"`` (GRU4Rec TSV ``SessionId ItemId Time``), ``"generic"``
+        (:func:`~seqrec.data.read_interactions` with ``columns``/``sep``/``time_unit``) or
+        ``"auto"`` (MovieLens for a file called ``u.data``/``ratings.dat``, else generic).
+    columns, sep, time_unit
+        Passed to :func:`~seqrec.data.read_interactions` (generic format only).
+    data_dir
+        Extra root searched first for registered datasets.
+    download
+        Fetch a registered dataset that is not found locally (off by default).
+    synthetic
+        Settings of the synthetic generator (only with ``dataset = "synthetic"``).
+    """
+
+    dataset: str | None = None
+    path: str | None = None
+    format: Literal["auto", "movielens", "session-log", "generic"] = "auto"
+    columns: dict[str, str | int] | None = None
+    sep: str | None = None
+    time_unit: Literal["s", "ms", "datetime"] = "s"
+    data_dir: str | None = None
+    download: bool = False
+    synthetic: SyntheticConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        from seqrec.datasets import DATASETS
+
+        if (self.dataset is None) == (self.path is None):
+            raise ValueError(
+                "set exactly one of data.dataset (a registered name or 'synthetic') and "
+                "data.path (an event file)"
+            )
+        if self.dataset is not None and self.dataset != SYNTHETIC and self.dataset not in DATASETS:
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; registered: {sorted(DATASETS)} or "
+                f"{SYNTHETIC!r}; for your own file set data.path instead"
+            )
+        if self.synthetic is not None and self.dataset != SYNTHETIC:
+            raise ValueError("[data.synthetic] is only used with dataset = 'synthetic'")
+        if self.path is None and (
+            self.columns is not None or self.sep is not None or self.format != "auto"
+        ):
+            raise ValueError("data.columns, data.sep and data.format apply to data.path only")
+        return self
+
+
+# ========================================================================= preprocess
+class PreprocessConfig(_Section):
+    """Cleaning before the split (``[preprocess]``), applied in this order.
+
+    Each key maps onto a step of :data:`seqrec.preprocess.STEPS` (see
+    :func:`seqrec.experiment.prepare.preprocess_steps`).
+
+    Parameters
+    ----------
+    min_rating
+        Keep events with ``rating >= min_rating`` (step ``min_rating``; needs a rating
+        column); None: keep all.
+    session_gap_seconds
+        Cut sessions at time gaps larger than this (step ``sessionize``: users -> sessions
+        when the data has a user column, else existing sessions are split); None: keep the
+        sessions as read.
+    drop_consecutive_repeats
+        Drop an event repeating the previous item of its session (step
+        ``drop_consecutive_repeats``).
+    min_session_length, min_item_support
+        Drop sessions shorter than this and items with fewer events (steps
+        ``min_session_length``, ``min_item_support``), repeated to a fixed point when
+        ``until_stable`` (the largest sub-log meeting both, as
+        :func:`seqrec.preprocess.clean`); one round otherwise. 1 disables a filter.
+    """
+
+    min_session_length: int = Field(2, ge=1)
+    min_item_support: int = Field(5, ge=1)
+    until_stable: bool = True
+    min_rating: float | None = None
+    drop_consecutive_repeats: bool = False
+    session_gap_seconds: float | None = Field(None, gt=0.0)
+
+
+# ============================================================================== split
+class TimeSplitConfig(_Section):
+    """``[split] method = "time"``: :func:`seqrec.split.split_by_time`.
+
+    Parameters
+    ----------
+    test_days, valid_days
+        The last ``test_days`` are test, the ``valid_days`` before them valid (0: no valid
+        part); cut-offs count back from the last timestamp of the cleaned data.
+    by
+        ``"session_end"``: whole sessions go by their last event; ``"event"``: each event by
+        its own time (the reference notebook).
+    at_cutoff
+        Where a key exactly at a cut-off goes: the ``"earlier"`` part (default) or the
+        ``"later"`` one (the notebook's ``Time < cutoff`` is train).
+    train_items_only, min_item_support_eval, min_session_length_eval
+        Valid and test keep items seen in train, then are cleaned to a fixed point.
+    """
+
+    method: Literal["time"] = "time"
+    test_days: float = Field(14.0, gt=0.0)
+    valid_days: float = Field(14.0, ge=0.0)
+    by: Literal["session_end", "event"] = "session_end"
+    at_cutoff: Literal["earlier", "later"] = "earlier"
+    train_items_only: bool = True
+    min_item_support_eval: int = Field(1, ge=1)
+    min_session_length_eval: int = Field(2, ge=1)
+
+
+class LeaveOneOutConfig(_Section):
+    """``[split] method = "leave-one-out"``: :func:`seqrec.split.leave_last_out`.
+
+    Parameters
+    ----------
+    n
+        Events held out per sequence for test.
+    valid
+        Also hold out the ``n`` events before them for validation.
+    """
+
+    method: Literal["leave-one-out"] = "leave-one-out"
+    n: int = Field(1, ge=1)
+    valid: bool = True
+
+
+class RatioSplitConfig(_Section):
+    """``[split] method = "ratio"``: :func:`seqrec.split.split_by_ratio`.
+
+    Parameters
+    ----------
+    test_ratio, valid_ratio
+        Fractions of each sequence held out (the last events) for test and validation.
+    """
+
+    method: Literal["ratio"] = "ratio"
+    test_ratio: float = Field(0.2, gt=0.0, lt=1.0)
+    valid_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class PresplitConfig(_Section):
+    """``[split] method = "presplit"``: :func:`seqrec.split.presplit`.
+
+    Parameters
+    ----------
+    column
+        The dataset's column saying ``"train"``/``"valid"``/``"test"`` (e.g. ``yoochoose-100k``).
+    train_items_only, min_item_support_eval, min_session_length_eval
+        As in :class:`TimeSplitConfig`.
+    """
+
+    method: Literal["presplit"] = "presplit"
+    column: str = "split"
+    train_items_only: bool = True
+    min_item_support_eval: int = Field(1, ge=1)
+    min_session_length_eval: int = Field(2, ge=1)
+
+
+SPLITS: dict[str, type[_Section]] = {
+    "time": TimeSplitConfig,
+    "leave-one-out": LeaveOneOutConfig,
+    "ratio": RatioSplitConfig,
+    "presplit": PresplitConfig,
+}
+"""``[split]`` method -> its config class (explicit registry)."""
+
+
+def _split_method(v: Any) -> str | None:
+    if isinstance(v, Mapping):
+        return v.get("method", DEFAULT_SPLIT)
+    return getattr(v, "method", None)
+
+
+SplitConfig = Annotated[
+    Annotated[TimeSplitConfig, Tag("time")]
+    | Annotated[LeaveOneOutConfig, Tag("leave-one-out")]
+    | Annotated[RatioSplitConfig, Tag("ratio")]
+    | Annotated[PresplitConfig, Tag("presplit")],
+    Discriminator(_split_method),
+]
+"""Any ``[split]`` config; ``method`` (default ``"time"``) selects the class of :data:`SPLITS`."""
+
+
+# =============================================================================== eval
+class EvalConfig(_Section):
+    """Evaluation protocol (``[eval]``), recorded in every report.
+
+    Parameters
+    ----------
+    metrics
+        ``"name@k"`` strings: recall, mrr, ndcg, hit.
+    ties
+        Rank of a target tied with other items: ``"conservative"`` (below all of them),
+        ``"optimistic"``, ``"average"``.
+    exclude_seen
+        Mask the items seen earlier in the session.
+    candidates
+        ``"full"`` ranking (default) or an int: the target among that many uniformly sampled
+        negatives (a *sampled* metric, flagged as such in the protocol).
+    on
+        The parts evaluated after training.
+    """
+
+    metrics: list[str] = Field(
+        default_factory=lambda: ["recall@20", "mrr@20", "ndcg@20"], min_length=1
+    )
+    ties: Ties = "conservative"
+    exclude_seen: bool = False
+    candidates: Literal["full"] | int = "full"
+    on: list[Literal["valid", "test"]] = Field(default_factory=lambda: ["valid", "test"])
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: list[str]) -> list[str]:
+        try:
+            parse_metrics(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates(cls, v: Literal["full"] | int) -> Literal["full"] | int:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("candidates must be 'full' or a positive number of negatives")
+        return v
+
+
+# ========================================================================= experiment
+def _default_model() -> BaseModel:
+    return model_config_classes()[DEFAULT_MODEL]()
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: data -> preprocess -> split -> model/objective/train -> eval.
+
+    ``objective`` belongs to the models that train with one (GRU4Rec): for them a missing
+    section takes the defaults; for the others (``pop``) giving one is an error.
+    ``grid`` maps dotted keys to lists of values (see :func:`seqrec.experiment.grid`); it is
+    empty in the expanded configs and in every resolved config written by
+    :func:`seqrec.experiment.run`.
+    """
+
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = 0
+    data: DataConfig
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    split: SplitConfig = Field(default_factory=TimeSplitConfig)
+    model: ModelConfig = Field(default_factory=_default_model)
+    objective: ObjectiveConfig | None = None
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        try:
+            parse_metrics([self.train.valid_metric])
+        except ConfigError as e:
+            raise ValueError(f"train.valid_metric: {e}") from None
+        takes = model_takes_objective(self.model.name)
+        if self.objective is None and takes:
+            object.__setattr__(self, "objective", ObjectiveConfig())
+        elif self.objective is not None and not takes:
+            raise ValueError(
+                f"model {self.model.name!r} takes no [objective] section (its loss is set in "
+                "[model]); remove the [objective] section"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, None values and an empty grid left out (TOML has no null)."""
+        d = drop_none(self.model_dump(mode="json"))
+        if not d.get("grid"):
+            d.pop("grid", None)
+        return d
+
+    def to_toml(self) -> str:
+        """The resolved config as TOML (reload it with :func:`seqrec.experiment.load_experiment`)."""
+        return compact_toml(tomli_w.dumps(self.to_dict()))
+
+
+def union_sections() -> dict[str, UnionSection]:
+    """The discriminated-union sections of :class:`ExperimentConfig` (for messages and
+    :func:`~seqrec.experiment.overrides.apply_overrides`)."""
+    return {
+        "model": UnionSection("name", "model", "registered models", model_config_classes()),
+        "split": UnionSection("method", "method", "valid methods", SPLITS),
+    }
+
+
+def validate_config(raw: Mapping[str, Any], source: str = "") -> ExperimentConfig:
+    """Validate a raw experiment mapping; pydantic errors become one readable ConfigError.
+
+    A ``[model]`` table without ``name`` gets ``name = "gru4rec"``.
+
+    Parameters
+    ----------
+    raw
+        The mapping of an experiment file (sections as nested mappings).
+    source
+        Where it came from, named in error messages.
+    """
+    raw = dict(raw)
+    if isinstance(raw.get("model"), Mapping) and "name" not in raw["model"]:
+        raw["model"] = {"name": DEFAULT_MODEL, **raw["model"]}
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise friendly_errors(
+            e, raw, source, root=ExperimentConfig, unions=union_sections()
+        ) from None
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_SPLIT",
+    "SPLITS",
+    "SYNTHETIC",
+    "DataConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "LeaveOneOutConfig",
+    "PreprocessConfig",
+    "PresplitConfig",
+    "RatioSplitConfig",
+    "SplitConfig",
+    "SyntheticConfig",
+    "TimeSplitConfig",
+    "model_config_classes",
+    "model_takes_objective",
+    "union_sections",
+    "validate_config",
+]
