@@ -70,9 +70,6 @@ class TrainConfig(BaseModel):
         validation set); 0 disables early stopping. The best epoch's weights are kept.
     valid_metric
         Metric watched on validation, e.g. ``"recall@20"``.
-    checkpoint_minutes
-        Also write a checkpoint at the end of an epoch only when this many minutes have
-        passed since the last one (None: after every epoch, the default).
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     """
@@ -96,7 +93,6 @@ class TrainConfig(BaseModel):
     """Clip the gradient norm to this (models whose strategy supports it; None: model default)."""
     warmup_steps: int = Field(0, ge=0)
     """Linear learning-rate warm-up over this many steps (models whose strategy supports it)."""
-    checkpoint_minutes: float | None = Field(None, gt=0.0)
     device: str = "auto"
     progress: bool = True
 
@@ -120,7 +116,9 @@ class TrainConfig(BaseModel):
         if unknown:  # pragma: no cover - a programming error in a spec
             raise ConfigError(f"model {model!r} declares unknown train defaults {sorted(unknown)}")
         out = TrainConfig.model_validate({**self.model_dump(), **update})
-        missing = [k for k in ("batch_size", "optimizer", "learning_rate") if getattr(out, k) is None]
+        missing = [
+            k for k in ("batch_size", "optimizer", "learning_rate") if getattr(out, k) is None
+        ]
         if missing:
             raise ConfigError(f"model {model!r} needs [train] {', '.join(missing)} to be set")
         return out
@@ -180,7 +178,10 @@ def split_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") ->
         tensors[prefix] = torch.from_numpy(np.ascontiguousarray(obj))
         return {"__ndarray__": prefix}
     if isinstance(obj, Mapping):
-        return {str(k): split_state(v, tensors, f"{prefix}.{k}" if prefix else str(k)) for k, v in obj.items()}
+        return {
+            str(k): split_state(v, tensors, f"{prefix}.{k}" if prefix else str(k))
+            for k, v in obj.items()
+        }
     if isinstance(obj, list | tuple):
         return [split_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]
     if isinstance(obj, np.generic):
@@ -223,7 +224,9 @@ def read_state_dir(path: Path) -> dict[str, Any]:
         meta = json.loads((path / "state.json").read_text())
         return join_state(meta, tensors)
     except (OSError, ValueError, KeyError, SafetensorError) as e:
-        raise ArtifactError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from e
+        raise ArtifactError(
+            f"checkpoint {path} is unreadable ({e}); delete it to start over"
+        ) from e
 
 
 # ------------------------------------------------------------------ trainer
@@ -309,7 +312,6 @@ class Trainer:
                 logger.info("resumed from %s after epoch %d", ckpt, state["epoch"])
                 if state.get("stopped"):
                     start = cfg.epochs + 1  # early stopping had ended the run
-            last_ckpt = time.monotonic()
             for epoch in range(start, cfg.epochs + 1):
                 if hasattr(model, "train"):
                     model.train()
@@ -362,12 +364,20 @@ class Trainer:
                     else:
                         bad_epochs += 1
                         stop = bad_epochs >= cfg.patience
-                due = cfg.checkpoint_minutes is None or (
-                    time.monotonic() - last_ckpt >= 60 * cfg.checkpoint_minutes
-                )
-                if ckpt is not None and (due or stop or epoch == cfg.epochs):
-                    self._save(ckpt, model, strategy, rng, fork_devices, epoch, best, best_state, bad_epochs, history, stop)
-                    last_ckpt = time.monotonic()
+                if ckpt is not None:
+                    self._save(
+                        ckpt,
+                        model,
+                        strategy,
+                        rng,
+                        fork_devices,
+                        epoch,
+                        best,
+                        best_state,
+                        bad_epochs,
+                        history,
+                        stop,
+                    )
                 if stop:
                     logger.info(
                         "early stop after epoch %d (best %s %.4f)", epoch, cfg.valid_metric, best
