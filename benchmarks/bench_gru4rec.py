@@ -25,8 +25,8 @@ import torch
 from seqrec.data import SequenceData, Vocabulary
 from seqrec.data.synthetic import synthetic_sessions
 from seqrec.datasets import load_dataset
-from seqrec.losses import ObjectiveConfig
 from seqrec.models import GRU4RecConfig, PopularityConfig
+from seqrec.models.gru4rec import ObjectiveConfig
 from seqrec.preprocess import clean
 from seqrec.recommender import Recommender
 from seqrec.split import leave_last_out, presplit, split_by_time
