@@ -258,6 +258,48 @@ def test_evaluate_file_split_all(
     assert "--split all" in capsys.readouterr().err
 
 
+def test_evaluate_is_the_library_evaluation(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seqrec.experiment import evaluation_data
+
+    args = ["--split", "valid", "--set", "split.method=leave-one-out", "--ties", "average"]
+    assert main(["evaluate", str(trained / "artifact"), *args, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    data = evaluation_data(trained, "valid", overrides=["split.method=leave-one-out"])
+    want = data.evaluate(Recommender.load(trained / "artifact"), ties="average").to_dict()
+    assert got["metrics"] == pytest.approx(want["metrics"])
+    assert got["protocol"]["data_split"]["method"] == "leave_last_out"
+    assert got["protocol"]["ties"] == "average"
+
+
+def test_evaluate_usage_errors(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    bare = str(shutil.copytree(trained / "artifact", tmp_path / "model"))
+    cases = [
+        ([bare, "--set", "train.epochs=1"], "--set needs an experiment"),
+        ([bare, "--split", "all"], "--split all needs DATA"),
+        ([bare], "no config.resolved.toml"),
+        ([str(trained), "--candidates", "many"], "--candidates must be 'full' or a number"),
+        ([str(trained), "no-such-data.csv"], "neither a registered dataset"),
+    ]
+    for argv, needle in cases:
+        assert main(["evaluate", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("seqrec: error:") and needle in err and "Traceback" not in err
+
+
+def test_every_subcommand_module_has_its_parser_and_handler() -> None:
+    from seqrec.cli.app import SUBCOMMANDS
+
+    for module in SUBCOMMANDS:
+        name = module.__name__.rsplit(".", 1)[1]
+        assert callable(module.add_parser) and callable(getattr(module, f"cmd_{name}"))
+
+
 # ------------------------------------------------------------------------ recommend
 def test_recommend_single_session(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rec = Recommender.load(trained / "artifact")

@@ -1,0 +1,124 @@
+"""The ``seqrec`` parser, logging setup and the mapping of errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import polars as pl
+import torch
+from pydantic import ValidationError
+
+from seqrec.cli import demo, evaluate, recommend, run, stats
+from seqrec.cli._common import EXIT_ERROR, FORMATTER, note
+from seqrec.exceptions import ConfigError, SeqrecError
+
+EPILOG = """\
+examples:
+  seqrec demo                                   # synthetic data, GRU4Rec vs popularity, <1 min
+  seqrec stats ml-100k --clean                  # dataset statistics before/after cleaning
+  seqrec run configs/ml100k_gru4rec.toml --set train.epochs=3
+  seqrec evaluate runs/ml100k_gru4rec --split test
+  seqrec recommend runs/ml100k_gru4rec --items 50 181 -k 10
+  seqrec recommend runs/ml100k_gru4rec --input sessions.csv --output recs.csv
+
+Registered datasets are looked up in $SEQREC_DATA and the user cache (never downloaded
+unless an experiment sets data.download = true). Run 'seqrec COMMAND --help' for details.
+"""
+
+SUBCOMMANDS = (demo, run, stats, evaluate, recommend)
+"""The subcommand modules, in the order ``seqrec --help`` lists them; each has
+``add_parser(subparsers)`` registering its parser with ``func`` = its handler."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``seqrec`` argument parser with every subcommand."""
+    from seqrec import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="seqrec",
+        description="seqrec: sequential recommendation (session-based next item) — experiments, evaluation, recommendations.",
+        epilog=EPILOG,
+        formatter_class=FORMATTER,
+    )
+    parser.add_argument("--version", action="version", version=f"seqrec {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log progress to stderr (-vv: debug)"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=False, help="show tracebacks on errors"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: torch's choice; demo: 1)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def _setup_logging(verbose: int) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(
+        logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
+    )
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("seqrec")
+    root.addHandler(handler)
+    return handler
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, ValidationError):
+        return f"invalid settings: {e}"
+    if isinstance(e, FileNotFoundError) and not isinstance(e, SeqrecError):
+        return f"file not found: {e.filename or e}"
+    if isinstance(e, OSError) and not isinstance(e, SeqrecError):
+        return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+    return str(e) or type(e).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``seqrec``; returns the exit status (0 ok, 2 error, 130 interrupted).
+
+    Every error seqrec raises on purpose (and bad configs, missing files, polars errors) is
+    printed as ``seqrec: error: <message>`` without a traceback unless ``--debug``.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = _setup_logging(args.verbose)
+    seqrec_logger = logging.getLogger("seqrec")
+    old_level = seqrec_logger.level
+    if args.verbose:
+        seqrec_logger.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    old_threads = torch.get_num_threads()
+    # tiny models (the demo) run fastest on one thread; several threads on a busy machine
+    # can be 100x slower (OpenMP barriers), so the demo defaults to 1
+    threads = args.threads if args.threads is not None else (1 if args.command == "demo" else None)
+    try:
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(f"--threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        return int(args.func(args) or 0)
+    except (SeqrecError, ValidationError, OSError, pl.exceptions.PolarsError) as e:
+        if args.debug:
+            raise
+        note(f"seqrec: error: {_message(e)}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        note("seqrec: interrupted")
+        return 130
+    finally:
+        seqrec_logger.removeHandler(handler)
+        seqrec_logger.setLevel(old_level)
+        if torch.get_num_threads() != old_threads:
+            torch.set_num_threads(old_threads)

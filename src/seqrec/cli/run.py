@@ -1,0 +1,151 @@
+"""``seqrec run`` (alias ``train``): run an experiment file, or its grid, into run directories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from seqrec.cli._common import FORMATTER, add_progress, common_options, note, out, progress
+from seqrec.exceptions import ConfigError
+
+EPILOG = """\
+The run directory (default runs/<name>) receives config.resolved.toml, metrics.json,
+log.txt and artifact/ (the saved model). It is written atomically: a failed run leaves
+nothing behind. An existing directory is an error unless --overwrite or --resume.
+
+With a [grid] table in the file, or --grid, every combination runs into
+<out>/<name>-<i> (i from 0) and <out>/summary.csv collects the metrics.
+
+--set and --grid values are TOML values (3, 0.1, true, [100], "text"); anything that
+is not valid TOML is taken as a plain string (model.name=pop).
+
+examples:
+  seqrec run configs/ml100k_notebook.toml
+  seqrec run configs/ml100k_gru4rec.toml --set train.epochs=2 --set model.layers=[64]
+  seqrec run configs/ml100k_notebook.toml --grid train.learning_rate=0.001,0.005 --out runs/lr
+  seqrec run configs/ml100k_gru4rec.toml --set model.name=pop --out runs/pop --overwrite
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        aliases=["train"],
+        parents=[common_options()],
+        help="run an experiment file (train, evaluate, save) into a run directory",
+        description="Run an experiment file: read, clean, split, train, evaluate, save.",
+        epilog=EPILOG,
+        formatter_class=FORMATTER,
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment file (.toml, .yaml)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. train.epochs=3 (repeatable)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="add a grid dimension, e.g. model.layers=[50],[100] (repeatable)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run directory (default: runs/<name>); the grid root with a grid",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run directory (after the new run succeeded)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep finished runs of the same config, run the others",
+    )
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
+    add_progress(p)
+    p.set_defaults(func=cmd_run)
+
+
+def parse_grid_arg(item: str) -> tuple[str, list[Any]]:
+    """``key=v1,v2`` -> ``(key, [v1, v2])``; values as TOML (``[50],[100]`` works)."""
+    import tomllib
+
+    from seqrec.experiment import parse_override, parse_value
+
+    key, _ = parse_override(item)
+    text = item.partition("=")[2].strip()
+    try:
+        values = tomllib.loads(f"v = [{text}]")["v"]
+    except tomllib.TOMLDecodeError:
+        values = [parse_value(v.strip()) for v in text.split(",")]
+    if not values:
+        raise ConfigError(f"--grid {item!r}: give at least one value, e.g. {key}=1,2")
+    return key, values
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from seqrec.experiment import grid, load_experiment, run, run_grid
+
+    cfg = load_experiment(args.experiment, args.set or ())
+    extra = dict(parse_grid_arg(g) for g in (args.grid or ()))
+    out_dir = Path(args.out) if args.out else Path("runs") / cfg.name
+    show = progress(args)
+    if cfg.grid or extra:
+        configs = grid(cfg, extra)
+        note(f"grid: {len(configs)} runs into {out_dir}/")
+        results = run_grid(
+            configs, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume
+        )
+        if args.json:
+            out(json.dumps([r.metrics for r in results], indent=2))
+            return 0
+        out(grid_table(results, out_dir))
+        return 0
+    result = run(cfg, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume)
+    if args.json:
+        out(json.dumps(result.metrics, indent=2))
+        return 0
+    out(f"run: {cfg.name} ({cfg.model.name}) -> {result.out_dir}")
+    tr = result.metrics.get("train", {})
+    if tr.get("epochs"):
+        eps = tr.get("events_per_second")
+        out(
+            f"trained {tr['epochs']} epoch(s) in {tr['seconds']:.1f}s"
+            + (f" ({eps:,.0f} events/s)" if eps else "")
+            + (f", final loss {tr['final_loss']:.4f}" if tr.get("final_loss") is not None else "")
+        )
+    out(result.table())
+    return 0
+
+
+def grid_table(results: Sequence[Any], out_dir: Path) -> str:
+    """One row per grid run: its directory, the varying keys, the test (else valid) metrics."""
+    from seqrec.experiment import SUMMARY_FILE, flatten_dict, format_table, varying_keys
+
+    keys = varying_keys([r.config for r in results])
+    part = "test" if any("test" in r.reports for r in results) else "valid"
+    metric_names: list[str] = []
+    for r in results:
+        if part in r.reports:
+            metric_names += [m for m in r.reports[part].metrics if m not in metric_names]
+    rows = []
+    for r in results:
+        flat = flatten_dict(r.config.to_dict())
+        vals = [
+            json.dumps(flat.get(k)) if isinstance(flat.get(k), list) else str(flat.get(k))
+            for k in keys
+        ]
+        rep = r.reports.get(part)
+        rows.append(
+            [r.out_dir.name, *vals, *[rep.metrics.get(m) if rep else None for m in metric_names]]
+        )
+    table = format_table(["run", *keys, *[f"{part} {m}" for m in metric_names]], rows)
+    return f"{table}\n(summary: {out_dir / SUMMARY_FILE})"
