@@ -365,7 +365,27 @@ def test_preprocess_builds_on_the_preprocess_steps() -> None:
     assert once[1]["by"] == "session_id"  # no users: split the existing sessions
 
 
+NOTEBOOK_CONFIGS = [
+    "ml100k_notebook",
+    "ml100k_notebook_grid",
+    "ml100k_gru4rec",
+    "ml1m_notebook",
+    "ml1m_notebook_grid",
+    "ml1m_gru4rec",
+]
+
+
+def test_notebook_configs_share_the_notebook_split() -> None:
+    splits = {name: load_experiment(CONFIGS / f"{name}.toml").split for name in NOTEBOOK_CONFIGS}
+    first = splits["ml100k_notebook"]
+    assert first.method == "time" and (first.by, first.at_cutoff) == ("event", "later")
+    assert all(s == first for s in splits.values())
+
+
 def test_ml100k_notebook_protocol(data_dir: Path) -> None:
+    """The reference notebook's counts on ML-100K, from the shipped experiment file."""
+    if not (data_dir / "ml-100k" / "u.data").is_file():
+        pytest.skip(f"real-data test: {data_dir / 'ml-100k' / 'u.data'} not found")
     cfg = load_experiment(
         CONFIGS / "ml100k_notebook.toml", [f"data.data_dir={json.dumps(str(data_dir))}"]
     )
@@ -373,7 +393,10 @@ def test_ml100k_notebook_protocol(data_dir: Path) -> None:
     assert stats["read"]["events"] == 100_000
     assert stats["preprocess"]["converged"]
     assert split.valid is not None
-    assert split.train.get_column("timestamp").max() <= split.protocol["valid_cutoff"]
+    assert split.train.get_column("timestamp").max() < split.protocol["valid_cutoff"]
+    counts = {part: (c["events"], c["sessions"]) for part, c in stats["split"].items()}
+    assert counts == {"train": (82_859, 784), "valid": (12_650, 184), "test": (3_683, 75)}
+    assert stats["split"]["train"]["items"] == 1_342
 
 
 # ----------------------------------------------------------------------------- run
