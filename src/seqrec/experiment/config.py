@@ -32,12 +32,8 @@ from seqrec.experiment.errors import UnionSection, friendly_errors
 from seqrec.experiment.files import compact_toml, drop_none
 from seqrec.metrics import parse_metrics
 from seqrec.models import MODELS, ModelConfig
+from seqrec.models.gru4rec import ObjectiveConfig  # GRU4Rec's [objective] (moved from losses)
 from seqrec.train import TrainConfig
-
-try:
-    from seqrec.losses import ObjectiveConfig
-except ImportError:  # pragma: no cover - while ObjectiveConfig moves next to GRU4Rec
-    from seqrec.models.gru4rec import ObjectiveConfig  # type: ignore[no-redef]
 
 SYNTHETIC = "synthetic"
 """``data.dataset`` value selecting :func:`seqrec.data.synthetic.synthetic_sessions`."""
