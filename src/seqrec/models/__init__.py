@@ -11,7 +11,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from seqrec.models import gru4rec, popularity
+from seqrec.models import gru4rec, knn, markov, popularity
 from seqrec.models.base import ModelSpec, Scorer, SupportsReplay, TrainingStrategy
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from seqrec.models.popularity import Popularity, PopularityConfig
@@ -19,6 +19,13 @@ from seqrec.models.popularity import Popularity, PopularityConfig
 _SPECS: list[ModelSpec] = [
     gru4rec.SPEC,
     popularity.SPEC,
+    popularity.SPOP_SPEC,
+    popularity.RECENT_POP_SPEC,
+    markov.MARKOV_SPEC,
+    markov.SR_SPEC,
+    knn.IKNN_SPEC,
+    knn.SKNN_SPEC,
+    knn.VSKNN_SPEC,
 ]
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}

@@ -150,6 +150,7 @@ SPOP_SPEC = ModelSpec(
     config=SessionPopularityConfig,
     task="next-item",
     build=SessionPopularity,
+    planted_recall=(0.1, 0.35),
     summary="items of the session by their count in it, then popular items",
 )
 
@@ -158,5 +159,6 @@ RECENT_POP_SPEC = ModelSpec(
     config=RecentPopularityConfig,
     task="next-item",
     build=RecentPopularity,
+    planted_recall=(0.1, 0.35),
     summary="most popular items of the last days of the training data",
 )
