@@ -11,7 +11,7 @@ import polars as pl
 import torch
 from pydantic import ValidationError
 
-from seqrec.cli import demo, evaluate, recommend, run, stats
+from seqrec.cli import demo, evaluate, models, recommend, run, stats
 from seqrec.cli._common import EXIT_ERROR, FORMATTER, note
 from seqrec.exceptions import ConfigError, SeqrecError
 
@@ -23,12 +23,13 @@ examples:
   seqrec evaluate runs/ml100k_gru4rec --split test
   seqrec recommend runs/ml100k_gru4rec --items 50 181 -k 10
   seqrec recommend runs/ml100k_gru4rec --input sessions.csv --output recs.csv
+  seqrec models                                 # the registered models; 'seqrec models sasrec'
 
 Registered datasets are looked up in $SEQREC_DATA and the user cache (never downloaded
 unless an experiment sets data.download = true). Run 'seqrec COMMAND --help' for details.
 """
 
-SUBCOMMANDS = (demo, run, stats, evaluate, recommend)
+SUBCOMMANDS = (demo, run, stats, evaluate, recommend, models)
 """The subcommand modules, in the order ``seqrec --help`` lists them; each has
 ``add_parser(subparsers)`` registering its parser with ``func`` = its handler."""
 
