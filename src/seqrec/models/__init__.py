@@ -11,7 +11,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from seqrec.models import gru4rec, knn, markov, popularity
+from seqrec.models import gru4rec, knn, markov, popularity, sasrec
 from seqrec.models.base import ModelSpec, Scorer, SupportsReplay, TrainingStrategy
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from seqrec.models.popularity import Popularity, PopularityConfig
@@ -26,6 +26,7 @@ _SPECS: list[ModelSpec] = [
     knn.IKNN_SPEC,
     knn.SKNN_SPEC,
     knn.VSKNN_SPEC,
+    sasrec.SPEC,
 ]
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
