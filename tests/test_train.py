@@ -173,6 +173,7 @@ def test_state_files_round_trip(tmp_path):
         "nested": {"list": [torch.ones(2), 3, "x"], "arr": np.arange(4)},
         "rng": rng.bit_generator.state,
         "none": None,
+        "optim": torch.optim.Adam(torch.nn.Linear(2, 1).parameters()).state_dict(),
     }
     write_state_dir(tmp_path / "s", state)
     back = read_state_dir(tmp_path / "s")
@@ -181,6 +182,8 @@ def test_state_files_round_trip(tmp_path):
     assert back["nested"]["list"][1:] == [3, "x"]
     np.testing.assert_array_equal(back["nested"]["arr"], np.arange(4))
     assert back["rng"] == state["rng"] and back["none"] is None
+    assert back["optim"]["param_groups"][0]["params"] == [0, 1]  # int ids kept
+    assert list(back["optim"]["state"]) == list(state["optim"]["state"])
     tensors: dict = {}
     assert join_state(split_state(state, tensors), tensors)["rng"] == state["rng"]
     assert not [p for p in Path(tmp_path).iterdir() if p.name.startswith(".")]  # no temp left

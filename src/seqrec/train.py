@@ -170,7 +170,8 @@ def flush_denormals() -> Iterator[None]:
 # ------------------------------------------------------------------ state files
 def split_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
     """A nested state (dicts, lists, tensors, arrays, scalars) as JSON with tensors moved
-    into ``tensors`` under dotted keys (``{"__tensor__": key}`` markers)."""
+    into ``tensors`` under dotted keys (``{"__tensor__": key}`` markers). Dicts with
+    non-string keys (torch optimiser state) keep their keys (``{"__items__": [[k, v]]}``)."""
     if isinstance(obj, torch.Tensor):
         tensors[prefix] = obj.detach().cpu().contiguous()
         return {"__tensor__": prefix}
@@ -178,6 +179,13 @@ def split_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") ->
         tensors[prefix] = torch.from_numpy(np.ascontiguousarray(obj))
         return {"__ndarray__": prefix}
     if isinstance(obj, Mapping):
+        if not all(isinstance(k, str) for k in obj):  # e.g. torch optimiser state: int keys
+            return {
+                "__items__": [
+                    [k, split_state(v, tensors, f"{prefix}.{k}" if prefix else str(k))]
+                    for k, v in obj.items()
+                ]
+            }
         return {
             str(k): split_state(v, tensors, f"{prefix}.{k}" if prefix else str(k))
             for k, v in obj.items()
@@ -196,6 +204,8 @@ def join_state(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
             return tensors[obj["__tensor__"]]
         if set(obj) == {"__ndarray__"}:
             return tensors[obj["__ndarray__"]].numpy().copy()
+        if set(obj) == {"__items__"}:
+            return {k: join_state(v, tensors) for k, v in obj["__items__"]}
         return {k: join_state(v, tensors) for k, v in obj.items()}
     if isinstance(obj, list):
         return [join_state(v, tensors) for v in obj]
