@@ -73,7 +73,10 @@ def save_artifact(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         (tmp / "config.json").write_text(config_json)
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "model.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            str(tmp / "model.safetensors"),
+        )
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         vocab.save(tmp / "vocab.json")
         meta = {

@@ -285,7 +285,10 @@ class Recommender:
         return self.vocab_.encode(arr, unknown=unknown)
 
     def query_batch(
-        self, queries: Sequence[Query], *, unknown: Literal["drop", "error"] = "drop",
+        self,
+        queries: Sequence[Query],
+        *,
+        unknown: Literal["drop", "error"] = "drop",
         exclude_seen: bool = False,
     ) -> QueryBatch:
         """External-id queries -> a :class:`QueryBatch` on the model's device (unknown
@@ -294,7 +297,9 @@ class Recommender:
         self._check_fitted()
         hist = [self._encode(q.items, unknown) for q in queries]
         excl = [self._encode(q.exclude, "drop") for q in queries]
-        cands = [None if q.candidates is None else self._encode(q.candidates, "drop") for q in queries]
+        cands = [
+            None if q.candidates is None else self._encode(q.candidates, "drop") for q in queries
+        ]
         users = np.asarray([q.user_id for q in queries], dtype=object)
         return QueryBatch.from_lists(
             hist,
@@ -317,7 +322,9 @@ class Recommender:
         self, sessions: Sequence[Sequence[Any]], *, unknown: Literal["drop", "error"] = "drop"
     ) -> torch.Tensor:
         """Scores (n_sessions, n_items) for the next item of each session (external ids in)."""
-        return self.score_batch(self.query_batch([Query(items=s) for s in sessions], unknown=unknown))
+        return self.score_batch(
+            self.query_batch([Query(items=s) for s in sessions], unknown=unknown)
+        )
 
     def recommend_queries(
         self,
@@ -448,7 +455,9 @@ class Recommender:
         try:
             cfg = RecommenderConfig.model_validate(art.config)
         except ValidationError as e:
-            raise ArtifactError(f"{path}: config.json is not a valid config ({_first_error(e)})") from e
+            raise ArtifactError(
+                f"{path}: config.json is not a valid config ({_first_error(e)})"
+            ) from e
         rec = cls.from_config(cfg, device=device)
         rec.vocab_ = art.vocab
         model = rec.spec.build(cfg.model, rec.vocab_.n_items)

@@ -60,8 +60,7 @@ class SupportsReplay(Protocol):
     prefix before each target (column 0 and any masking left to the caller).
     """
 
-    def replay(self, data: SequenceData, *, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        ...
+    def replay(self, data: SequenceData, *, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]: ...
 
 
 class TrainingStrategy(Protocol):
