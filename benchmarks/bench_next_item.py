@@ -196,6 +196,18 @@ def run_recbole_side(models: list[str], epochs: int, threads: int) -> list[dict[
         res.update(
             protocol="loo", model=f"recbole-{m.lower()}", wall_seconds=time.perf_counter() - t0
         )
+        if "epochs_log" in res:  # RecBole's JSON -> the columns of our rows
+            train_s = [e["train_s"] for e in res["epochs_log"]]
+            res["epochs"] = len(train_s)
+            res["train_seconds"] = sum(train_s)
+            res["seconds_per_epoch"] = sum(train_s) / len(train_s)
+            res["best_epoch"] = res["best"]["epochs_trained_to_reach_it"]
+            res["best_valid_ndcg@10"] = res["best"]["valid_ndcg@10"]
+            res["seconds_to_best"] = res["best"]["train_s_cum"]
+            res["history"] = [
+                {"epoch": e["epoch"] + 1, "seconds": e["train_s"], "valid": e["valid"]}
+                for e in res["epochs_log"]
+            ]
         out.append(res)
     return out
 
@@ -241,6 +253,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _seconds_to_reach(row: dict[str, Any], level: float | None) -> float | None:
+    if level is None:
+        return None
+    t = 0.0
+    for h in row.get("history", []):
+        t += h["seconds"]
+        if h["valid"].get(VALID_METRIC, float("-inf")) >= level:
+            return t
+    return None
+
+
 def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """seqrec vs RecBole (same split, same run): speed, time to best, metrics, memory."""
     by = {r["model"]: r for r in rows if "error" not in r}
@@ -257,6 +280,8 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if a.get("seconds_to_best")
             else None,
             "peak_rss_ratio": a["peak_rss_mb"] / b["peak_rss_mb"] if b.get("peak_rss_mb") else None,
+            # seqrec's training seconds until its valid NDCG@10 first reached RecBole's best
+            "seconds_to_recbole_best": _seconds_to_reach(a, b.get("best_valid_ndcg@10")),
             "test_ndcg@10": (a["test"].get("ndcg@10"), b.get("test", {}).get("ndcg@10")),
             "test_recall@20": (a["test"].get("recall@20"), b.get("test", {}).get("recall@20")),
         }
