@@ -256,7 +256,10 @@ class Recommender:
                 fingerprint=config.model_dump(mode="json"),
             )
             self.history_ = trainer.fit(model, strategy, data, resume=resume)
+            info = getattr(strategy, "info", None)  # optional: facts for the report
+            training_info = info() if callable(info) else {}
         else:
+            training_info = {}
             model.fit(data)
         model.eval()
         self.model_ = model
@@ -266,6 +269,8 @@ class Recommender:
             "n_items": len(self.vocab_),
             "data_fingerprint": fingerprint(train) if isinstance(train, pl.DataFrame) else None,
         }
+        if training_info:
+            self.fit_info_["training"] = training_info
         return self
 
     @property

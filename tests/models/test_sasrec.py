@@ -338,3 +338,20 @@ def test_trains_and_scores_on_cuda(planted, loss):
     batch = QueryBatch.prefixes(test, np.flatnonzero(test.target_mask())[:50], device=cuda)
     scores = model.score(batch)
     assert scores.device.type == "cuda" and torch.isfinite(scores).all()
+
+
+def test_truncation_is_counted_in_the_fit_report():
+    import polars as pl
+
+    from seqrec.models.sasrec import SASRecConfig
+    from seqrec.recommender import Recommender
+    from seqrec.train import TrainConfig
+
+    rows = [(s, 1000 + (s * 7 + t) % 30, float(t)) for s in range(6) for t in range(4 + s * 3)]
+    df = pl.DataFrame(rows, schema=["session_id", "item_id", "timestamp"], orient="row")
+    rec = Recommender(
+        SASRecConfig(max_len=8, hidden=8), train=TrainConfig(epochs=1, progress=False, device="cpu")
+    ).fit(df)
+    lengths = [4 + s * 3 for s in range(6)]
+    assert rec.fit_info_["training"]["truncated_sequences"] == sum(n > 9 for n in lengths)
+    assert rec.fit_info_["training"]["max_len"] == 8

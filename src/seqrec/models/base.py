@@ -74,7 +74,9 @@ class TrainingStrategy(Protocol):
     :class:`~seqrec.exceptions.DivergenceError` on a non-finite loss (naming the step).
     ``finish`` writes trained weights into the model (called before each validation and
     at the end). ``state_dict``/``load_state_dict`` hold what a checkpoint needs beyond the
-    model weights: optimiser state, caches, counters (tensors and JSON-able values).
+    model weights: optimiser state, caches, counters (tensors and JSON-able values). An
+    optional ``info() -> dict`` gives facts for the run's report (e.g. how many sequences
+    were truncated), stored in ``Recommender.fit_info_["training"]``.
     """
 
     units: str

@@ -487,6 +487,15 @@ class SASRecStrategy:
     def finish(self) -> None:
         """Nothing to do: the weights are trained in place."""
 
+    def info(self) -> dict[str, Any]:
+        """Facts about the training data for the run's report (``fit_info_["training"]``)."""
+        return {
+            "sequences": int(len(self._window)) if self._model is not None else 0,
+            "truncated_sequences": self.n_truncated,
+            "skipped_sequences": self.n_skipped,
+            "max_len": self.config.max_len,
+        }
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """A deep copy of what resuming needs beyond the model weights: ``optimizer``
