@@ -3,8 +3,8 @@
 Every event flagged as a target (``SequenceData.target_mask``) becomes a prefix query (the
 events of its sequence before it, built vectorised as views, :class:`QueryBatch`); the
 model scores it through its ``score`` (any model), or — where the model has one — through
-its replay fast path (GRU4Rec replays every sequence once, session-parallel, as its
-official evaluation does; a test asserts both give identical ranks). The target's rank is
+its replay fast path (every sequence replayed once, session-parallel, as recurrent models'
+reference evaluations do; a test asserts both give identical ranks). The target's rank is
 computed in one batched comparison (:func:`seqrec.metrics.target_ranks`).
 """
 

@@ -44,8 +44,8 @@ logger = logging.getLogger(__name__)
 class RecommenderConfig(BaseModel):
     """Everything needed to rebuild a Recommender (saved as ``config.json``).
 
-    ``objective`` is the extra training section a model's spec may take (GRU4Rec's loss and
-    negatives); giving one to a model that takes none is an error naming the model.
+    ``objective`` is the extra training section a model's spec may take (a loss and
+    negatives config); giving one to a model that takes none is an error naming the model.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -109,7 +109,7 @@ class Recommendation:
     scores: np.ndarray
     empty_history: bool
     """True when no known item was left in the history: the answer is the model's
-    empty-prefix answer (popularity for the kNN family, the output biases for GRU4Rec)."""
+    empty-prefix answer (see the model's docs; for most, the popular items)."""
 
 
 class Recommender:
@@ -118,10 +118,10 @@ class Recommender:
     Parameters
     ----------
     model
-        A model config from :data:`seqrec.models.MODELS` (``GRU4RecConfig``, ...).
+        A model config of a model in :data:`seqrec.models.MODELS` (``seqrec models``).
     objective
-        The extra training section of models that take one (GRU4Rec's
-        ``ObjectiveConfig``); None: the model's default.
+        The extra training section of models whose spec takes one (``spec.objective``);
+        None: the model's default.
     train
         Training settings (trained models; unset fields take the model's defaults).
     seed
@@ -132,9 +132,11 @@ class Recommender:
     Examples
     --------
     >>> from seqrec.data.synthetic import synthetic_sessions
-    >>> from seqrec.models import GRU4RecConfig
+    >>> from seqrec.models import MODELS
     >>> df = synthetic_sessions(n_sessions=200, n_items=30, seed=0)
-    >>> rec = Recommender(GRU4RecConfig(layers=[16]), train=TrainConfig(epochs=1, progress=False)).fit(df)
+    >>> spec = next(s for s in MODELS.values() if not s.trained)  # any model: seqrec models
+    >>> cfg = spec.config()
+    >>> rec = Recommender(cfg).fit(df)
     >>> rec.recommend(df["item_id"][:3].to_list(), k=5).height
     5
     """
@@ -404,7 +406,7 @@ class Recommender:
         Events whose item is not in the vocabulary are removed from the input sequences
         (counted in the protocol). Target events with such items can't be ranked: by default
         they count as misses (``unknown_targets="miss"``, comparable with frameworks that index
-        every item); ``"drop"`` leaves them out, as GRU4Rec's evaluation does.
+        every item); ``"drop"`` leaves them out, as some reference evaluations do.
         """
         self._check_fitted()
         data, unknown = _to_sequences(test, self.vocab_)

@@ -8,8 +8,8 @@ epoch a checkpoint (model, strategy/optimiser state, RNG states, epoch, best-so-
 history) is written atomically, and a later ``fit(..., resume=True)`` continues from it to
 exactly the result of an uninterrupted run.
 
-How a model trains on a batch (GRU4Rec's session-parallel steps, SASRec's padded
-sequences) is the model's :class:`~seqrec.models.base.TrainingStrategy`, never named here.
+How a model trains on a batch (session-parallel steps, padded sequences, ...) is the
+model's :class:`~seqrec.models.base.TrainingStrategy`; no model is named here.
 The loop is written so torch DDP could wrap it later (the data a strategy sees could be
 sharded by rank, rank 0 would write checkpoints).
 """
@@ -46,19 +46,19 @@ CHECKPOINT_DIR = "checkpoint"
 
 
 class TrainConfig(BaseModel):
-    """How to train (GRU4Rec's names in brackets).
+    """How to train (the reference implementation's names in brackets).
 
     ``optimizer``, ``learning_rate`` and ``batch_size`` left unset (``None``) take the
-    model's defaults (its spec's ``train_defaults``; GRU4Rec: Adagrad, 0.05, 64).
+    model's defaults (its spec's ``train_defaults``, see ``seqrec models NAME``).
 
     Parameters
     ----------
     epochs
         Passes over the training data [n_epochs].
     batch_size
-        Sequences per mini-batch (GRU4Rec: sessions side by side) [batch_size].
+        Sequences per mini-batch (session-parallel models: sessions side by side) [batch_size].
     optimizer
-        ``"adagrad"``: Adagrad with momentum, row-sparse on item tables (GRU4Rec's);
+        ``"adagrad"``: Adagrad with momentum, row-sparse on item tables;
         ``"adam"``; ``"adamw"`` (decoupled weight decay). A model supports some of them:
         any other is an error naming the model.
     learning_rate, momentum
@@ -85,10 +85,9 @@ class TrainConfig(BaseModel):
     valid_metric: str = "recall@20"
     eval_batch_size: int = Field(512, ge=1)
     fused: bool = True
-    """GRU4Rec: where it applies (one GRU layer, cross-entropy, constrained or separate
-    embedding), train with the fast loop: hand-written forward/backward, packed tables and,
-    with sampled negatives, merged output columns (same maths, a few times fewer kernels;
-    see docs/models/gru4rec.md). ``False``: autograd over the official layout."""
+    """Train with the model's hand-written fast loop where it has one and it applies (same
+    maths, a few times fewer kernels; see the model's page under docs/models/).
+    ``False``: plain autograd."""
     grad_clip: float | None = Field(None, gt=0.0)
     """Clip the gradient norm to this (models whose strategy supports it; None: model default)."""
     warmup_steps: int = Field(0, ge=0)
