@@ -479,11 +479,23 @@ def test_failed_overwrite_keeps_the_old_run(
     def boom(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Recommender, "save", boom)
-    with pytest.raises(KeyboardInterrupt):
-        run(cfg, out, progress=False, overwrite=True)
+    with monkeypatch.context() as m:
+        m.setattr(Recommender, "save", boom)
+        with pytest.raises(KeyboardInterrupt):
+            run(cfg, out, progress=False, overwrite=True)
     assert (out / "metrics.json").read_text() == before
     assert Recommender.load(out / "artifact").vocab_ is not None
+    # the interrupted run had trained: its checkpoint is kept (tidied) to be resumed
+    assert sorted(p.name for p in out.parent.iterdir()) == [".tiny.partial", "tiny"]
+    partial = out.parent / ".tiny.partial"
+    assert sorted(p.name for p in partial.iterdir()) == [
+        "checkpoint",
+        "config.resolved.toml",
+        "log.txt",
+    ]
+    # resume: the finished run has the same config, so it is kept and the leftover goes
+    res = run(cfg, out, progress=False, resume=True)
+    assert res.status == "finished" and (out / "metrics.json").read_text() == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
 
 

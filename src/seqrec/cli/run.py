@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,19 @@ from seqrec.exceptions import ConfigError
 
 EPILOG = """\
 The run directory (default runs/<name>) receives config.resolved.toml, metrics.json,
-log.txt and artifact/ (the saved model). It is written atomically: a failed run leaves
-nothing behind. An existing directory is an error unless --overwrite or --resume.
+log.txt and artifact/ (the saved model). Until it finishes, the run lives in the hidden
+sibling .<name>.partial/ with checkpoint/ (written after every training epoch) and is
+renamed into place at the end: a finished run leaves nothing else behind. An existing
+run directory is an error unless --overwrite (replace it once the new run succeeded) or
+--resume.
+
+--resume continues after a kill (SIGKILL, SIGTERM, Ctrl-C): a finished run
+of the same config is kept and not run again; an unfinished one continues from the
+checkpoint of its last finished epoch, to the result of an uninterrupted run; a changed
+config (data, split, model, train, ...) is refused, naming the differing keys. Without
+--resume an unfinished run is discarded (with a warning) and starts over. A failed run
+keeps .<name>.partial/ only if it holds a checkpoint. --overwrite --resume continues an
+interrupted --overwrite.
 
 With a [grid] table in the file, or --grid, every combination runs into
 <out>/<name>-<i> (i from 0) and <out>/summary.csv collects the metrics.
@@ -27,6 +41,7 @@ examples:
   seqrec run configs/ml100k_gru4rec.toml --set train.epochs=2 --set model.layers=[64]
   seqrec run configs/ml100k_notebook.toml --grid train.learning_rate=0.001,0.005 --out runs/lr
   seqrec run configs/ml100k_gru4rec.toml --set model.name=pop --out runs/pop --overwrite
+  seqrec run configs/ml100k_gru4rec.toml --resume     # after a kill: continue it
 """
 
 
@@ -58,16 +73,16 @@ def add_parser(sub: Any) -> None:
         metavar="DIR",
         help="run directory (default: runs/<name>); the grid root with a grid",
     )
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an existing run directory (after the new run succeeded)",
     )
-    g.add_argument(
+    p.add_argument(
         "--resume",
         action="store_true",
-        help="keep finished runs of the same config, run the others",
+        help="continue after a kill: keep runs finished with the same config, continue an "
+        "unfinished run from its last epoch checkpoint, refuse a changed config",
     )
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
     add_progress(p)
@@ -91,7 +106,51 @@ def parse_grid_arg(item: str) -> tuple[str, list[Any]]:
     return key, values
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during ``seqrec run``: raised in the main thread so that the run cleans up
+    (its partial directory keeps only the checkpoint of the last finished epoch)."""
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated("terminated (SIGTERM)")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        with sigterm_raises():
+            return _cmd_run(args)
+    except Terminated:
+        note("seqrec: terminated (SIGTERM); continue the run with --resume")
+        return 128 + signal.SIGTERM
+
+
+def _resume_note(result: Any) -> None:
+    if result.status == "finished":
+        note(
+            f"{result.out_dir} is finished with this config: not run again (--overwrite reruns it)"
+        )
+    elif result.status == "resumed":
+        after = result.metrics.get("train", {}).get("resumed_after_epoch")
+        note(
+            f"resumed {result.out_dir}"
+            + (f" after epoch {after}" if after is not None else " (finished, moved into place)")
+        )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from seqrec.experiment import grid, load_experiment, run, run_grid
 
     cfg = load_experiment(args.experiment, args.set or ())
@@ -104,12 +163,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = run_grid(
             configs, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume
         )
+        if args.resume:
+            for r in results:
+                _resume_note(r)
         if args.json:
             out(json.dumps([r.metrics for r in results], indent=2))
             return 0
         out(grid_table(results, out_dir))
         return 0
     result = run(cfg, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume)
+    _resume_note(result)
     if args.json:
         out(json.dumps(result.metrics, indent=2))
         return 0

@@ -1,14 +1,19 @@
 """Files of experiments and runs: reading TOML/YAML, compact TOML, atomic text, JSON-safe values.
 
 Also the names of the files in a run directory (:data:`RESOLVED_CONFIG`, :data:`METRICS_FILE`,
-:data:`LOG_FILE`, :data:`ARTIFACT_DIR`) and of a grid's :data:`SUMMARY_FILE`.
+:data:`LOG_FILE`, :data:`ARTIFACT_DIR`), of a grid's :data:`SUMMARY_FILE`, where an unfinished
+run lives (:func:`partial_dir`) and the removal of temporaries left by killed processes
+(:func:`remove_stale`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,13 @@ METRICS_FILE = "metrics.json"
 LOG_FILE = "log.txt"
 ARTIFACT_DIR = "artifact"
 SUMMARY_FILE = "summary.csv"
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_dir(out_dir: Path) -> Path:
+    """Where the run ``out_dir`` is written until it finishes: the hidden sibling
+    ``.<name>.partial`` (a stable path, so a killed run can be continued)."""
+    return out_dir.with_name(f".{out_dir.name}{PARTIAL_SUFFIX}")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -137,21 +149,74 @@ def json_safe(obj: Any) -> Any:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary sibling and rename it onto ``path``."""
+    """Write ``text`` to the temporary sibling ``.<name>.tmp-<pid>``, flush it to disk and
+    rename it onto ``path`` (readers see the old or the new file, never a part of one)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its files
+    return True
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, link or directory tree (missing is fine)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def remove_stale(parent: Path, prefixes: Sequence[str]) -> list[Path]:
+    """Remove the entries of ``parent`` whose names start with one of ``prefixes``: the
+    temporaries (``.<name>.tmp-...``, ``.<name>.old-<pid>``) of killed processes.
+
+    A name ending in ``-<pid>`` of a process still alive is kept. Returns what was removed.
+    """
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    for p in parent.iterdir():
+        if not any(p.name.startswith(pre) for pre in prefixes):
+            continue
+        tail = p.name.rpartition("-")[2]
+        if tail.isdigit() and _pid_alive(int(tail)):
+            continue
+        remove_path(p)
+        removed.append(p)
+    return removed
 
 
 __all__ = [
     "ARTIFACT_DIR",
     "LOG_FILE",
     "METRICS_FILE",
+    "PARTIAL_SUFFIX",
     "RESOLVED_CONFIG",
     "SUMMARY_FILE",
     "compact_toml",
     "drop_none",
     "json_safe",
+    "partial_dir",
     "read_config_file",
+    "remove_path",
+    "remove_stale",
     "write_text_atomic",
 ]

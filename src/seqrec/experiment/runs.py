@@ -1,34 +1,52 @@
 """Runs: one experiment config -> one run directory; grids of runs with a summary.
 
 :func:`run` writes ``config.resolved.toml``, ``metrics.json``, ``log.txt`` and ``artifact/``
-into a temporary sibling directory renamed into place at the end, so a failed or interrupted
-run never leaves a half-written run (or model) behind. :func:`run_grid` runs several configs
-and keeps ``summary.csv`` current after each. :func:`load_run` reads a finished run back.
-Only :func:`run` seeds the global RNGs (``random``, NumPy, torch); library code never does.
+into the stable hidden sibling ``.<name>.partial/`` (:func:`~seqrec.experiment.files.partial_dir`)
+and renames it into place at the end; while training, the
+:class:`~seqrec.train.Trainer` keeps ``.<name>.partial/checkpoint/`` current after every
+epoch, so a killed run can be continued (``run(..., resume=True)``, ``seqrec run --resume``)
+to exactly the result of an uninterrupted one. Layout while a run is unfinished::
+
+    runs/
+      .<name>.partial/          locked (flock) by the process writing it
+        config.resolved.toml    the config it runs (a resume must give the same one)
+        log.txt                 the log of every attempt
+        checkpoint/             state.json + tensors.safetensors after the last full epoch
+      <name>/                   only once finished: config, metrics.json, log.txt, artifact/
+
+Rules (see :func:`run`): a finished run is never touched without ``overwrite``; without
+``resume`` an unfinished run is discarded and started over (a warning says so); a failed
+run (any exception, Ctrl-C, SIGTERM in ``seqrec run``) keeps its partial directory only if
+that holds a checkpoint (or a finished run not yet renamed), tidied to the files above;
+temporaries of earlier killed runs are removed when a run of the same name starts.
+:func:`run_grid` runs several configs and keeps ``summary.csv`` current after each.
+:func:`load_run` reads a finished run back. Only :func:`run` seeds the global RNGs
+(``random``, NumPy, torch); library code never does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import io
 import json
 import logging
+import os
 import random
 import shutil
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from seqrec._io import replace_dir
 from seqrec.evaluate import EvalReport
-from seqrec.exceptions import ConfigError, DataError
+from seqrec.exceptions import ConfigError, DataError, SeqrecError
 from seqrec.experiment.config import ExperimentConfig
 from seqrec.experiment.errors import RunExistsError
 from seqrec.experiment.files import (
@@ -38,6 +56,9 @@ from seqrec.experiment.files import (
     RESOLVED_CONFIG,
     SUMMARY_FILE,
     json_safe,
+    partial_dir,
+    remove_path,
+    remove_stale,
     write_text_atomic,
 )
 from seqrec.experiment.load import load_experiment
@@ -45,8 +66,16 @@ from seqrec.experiment.overrides import flatten_dict, varying_keys
 from seqrec.experiment.prepare import prepare_data
 from seqrec.experiment.tables import metrics_table
 from seqrec.recommender import Recommender
+from seqrec.train import CHECKPOINT_DIR
+
+try:  # POSIX: lock the partial directory of a run against a second writer
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
+
+RunStatus = Literal["new", "resumed", "finished"]
 
 
 @dataclass
@@ -64,7 +93,11 @@ class RunResult:
     reports
         ``{"valid": EvalReport, "test": EvalReport}`` (the parts evaluated).
     recommender
-        The fitted model (None for a resumed run, or in :func:`run_grid` results).
+        The fitted model (None for a run that was already finished, or in :func:`run_grid`
+        results).
+    status
+        ``"new"``: ran from the start; ``"resumed"``: continued an unfinished run;
+        ``"finished"``: was already finished with the same config and not run again.
     """
 
     out_dir: Path
@@ -72,6 +105,7 @@ class RunResult:
     metrics: dict[str, Any]
     reports: dict[str, EvalReport] = field(default_factory=dict)
     recommender: Recommender | None = None
+    status: RunStatus = "new"
 
     def table(self) -> str:
         """Metrics per part as a readable table (rows: metrics, columns: parts)."""
@@ -103,7 +137,9 @@ def load_run(run_dir: str | Path) -> RunResult:
         for p in ("valid", "test")
         if isinstance(metrics.get(p), Mapping)
     }
-    return RunResult(out_dir=run_dir, config=cfg, metrics=metrics, reports=reports)
+    return RunResult(
+        out_dir=run_dir, config=cfg, metrics=metrics, reports=reports, status="finished"
+    )
 
 
 class _RunLog:
@@ -137,6 +173,134 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _diff_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    fa, fb = flatten_dict(a), flatten_dict(b)
+    missing = object()
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, missing) != fb.get(k, missing))
+
+
+def _keys_text(keys: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _checkpoint_state(partial: Path) -> dict[str, Any] | None:
+    """The JSON part of the checkpoint in ``partial`` (None when there is none)."""
+    try:
+        state = json.loads((partial / CHECKPOINT_DIR / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _is_complete(partial: Path) -> bool:
+    """Whether ``partial`` holds a finished run not yet renamed (metrics.json is written last)."""
+    return (partial / METRICS_FILE).is_file() and (partial / ARTIFACT_DIR).is_dir()
+
+
+def _resumable(partial: Path) -> bool:
+    return (partial / RESOLVED_CONFIG).is_file() and (
+        _is_complete(partial) or _checkpoint_state(partial) is not None
+    )
+
+
+def _tidy_partial(partial: Path) -> None:
+    """Leave in ``partial`` only what a resume uses: the config, the log, the checkpoint
+    (and a finished run's metrics.json and artifact/).
+
+    Removes the temporaries of killed writers (``.checkpoint.*``, ``.artifact.*``,
+    ``.metrics.json.tmp-*``, a half-saved artifact); a checkpoint that a kill left renamed
+    aside (``.checkpoint.old-<pid>``, between the two renames of an atomic replace) is put
+    back first.
+    """
+    ckpt = partial / CHECKPOINT_DIR
+    if _checkpoint_state(partial) is None:
+        aside = sorted(
+            (p for p in partial.glob(f".{CHECKPOINT_DIR}.old-*") if (p / "state.json").is_file()),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if aside:
+            remove_path(ckpt)
+            os.replace(aside[-1], ckpt)
+            logger.info("restored the checkpoint %s from %s", ckpt, aside[-1].name)
+    keep = {RESOLVED_CONFIG, LOG_FILE, CHECKPOINT_DIR}
+    if _is_complete(partial):
+        keep |= {METRICS_FILE, ARTIFACT_DIR}
+    for p in partial.iterdir():
+        if p.name not in keep:
+            remove_path(p)
+
+
+def _clear_partial(partial: Path) -> None:
+    """Start over: empty ``partial`` (saying so when it held an unfinished run)."""
+    entries = list(partial.iterdir())
+    if not entries:
+        return
+    state = _checkpoint_state(partial)
+    if state is not None or _is_complete(partial):
+        what = "a finished run" if state is None else f"checkpoint after epoch {state['epoch']}"
+        logger.warning(
+            "starting over: discarding the unfinished run in %s (%s); pass resume=True "
+            "(seqrec run --resume) to continue such a run instead",
+            partial,
+            what,
+        )
+    else:
+        logger.info("removing the leftovers of an unfinished run in %s", partial)
+    for p in entries:
+        remove_path(p)
+
+
+def _check_resume_config(partial: Path, cfg: ExperimentConfig, out_dir: Path) -> None:
+    """Refuse to resume ``partial`` with a config other than the one it was started with."""
+    saved_file = partial / RESOLVED_CONFIG
+    if not saved_file.is_file():
+        return
+    try:
+        saved = load_experiment(saved_file)
+    except SeqrecError as e:
+        raise ConfigError(
+            f"cannot resume {out_dir}: the config of the unfinished run ({saved_file}) is "
+            f"unreadable ({e}); run without --resume (resume=False) to start over"
+        ) from None
+    diff = _diff_keys(saved.to_dict(), cfg.to_dict())
+    if diff:
+        raise ConfigError(
+            f"cannot resume {out_dir}: the config changed since the unfinished run in "
+            f"{partial} started (differing keys: {_keys_text(diff)}); run without --resume "
+            "(resume=False) to start over with the new config, or resume with the old one"
+        )
+
+
+@contextlib.contextmanager
+def _locked(partial: Path, out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``partial`` (a second process writing the same run fails)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunExistsError(
+                f"another process is writing the run {out_dir} (its directory {partial} is "
+                "locked); wait for it to finish or choose another output directory"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _finish(partial: Path, out_dir: Path) -> None:
+    """Drop the checkpoint and rename the finished ``partial`` to ``out_dir``."""
+    ckpt = partial / CHECKPOINT_DIR
+    if ckpt.exists():
+        shutil.rmtree(ckpt)
+    replace_dir(partial, out_dir)
+
+
 def run(
     cfg: ExperimentConfig,
     out_dir: str | Path,
@@ -145,12 +309,15 @@ def run(
     overwrite: bool = False,
     resume: bool = False,
 ) -> RunResult:
-    """Run one experiment into ``out_dir`` (atomically) and return its results.
+    """Run one experiment into ``out_dir`` (atomically, resumably) and return its results.
 
     Steps: seed the global RNGs with ``cfg.seed``; :func:`~seqrec.experiment.prepare_data`;
     fit a :class:`~seqrec.recommender.Recommender` on ``train`` (validating on ``valid`` per
     epoch when there is one); evaluate on each part of ``cfg.eval.on``; save. Everything
-    is written into a temporary sibling directory renamed to ``out_dir`` at the end.
+    is written into ``.<name>.partial/`` beside ``out_dir`` (with the trainer's checkpoint
+    after every epoch) and renamed to ``out_dir`` at the end, checkpoint removed; a
+    successful run leaves nothing else behind. Temporaries of earlier killed runs of the
+    same name are removed on start.
 
     Parameters
     ----------
@@ -159,16 +326,25 @@ def run(
     overwrite
         Replace an existing ``out_dir`` (only once the new run has succeeded).
     resume
-        If ``out_dir`` holds a finished run of the same config, return it without running
-        again (lets an interrupted :func:`run_grid` continue); a different config is an error.
+        Continue where an earlier run into ``out_dir`` stopped: a finished run of the same
+        config is returned without running again (``status="finished"``); an unfinished
+        one continues from the checkpoint of its last finished epoch (epochs done are not
+        redone; the result equals an uninterrupted run's; ``status="resumed"``). Without
+        ``resume`` an unfinished run is discarded (a warning is logged) and run anew.
 
     Raises
     ------
     RunExistsError
-        ``out_dir`` exists and neither ``overwrite`` nor ``resume`` was given.
+        ``out_dir`` exists and neither ``overwrite`` nor ``resume`` was given; or
+        ``resume`` found a finished run of another config (the differing keys are named)
+        and no ``overwrite``; or another process is writing the same run.
     ConfigError
         ``cfg`` still has a ``grid`` (expand it with :func:`~seqrec.experiment.grid` /
-        :func:`run_grid`).
+        :func:`run_grid`); or ``resume`` found an unfinished run of another config (the
+        differing dotted keys are named; run without ``resume`` to start over).
+
+    A run that fails (an exception, Ctrl-C) keeps ``.<name>.partial/`` only if it holds a
+    checkpoint, so that ``resume=True`` can continue it; otherwise nothing is left.
     """
     if not isinstance(cfg, ExperimentConfig):
         raise ConfigError(
@@ -180,49 +356,114 @@ def run(
             "run_grid(grid(cfg), out_root) (seqrec run does this)"
         )
     out_dir = Path(out_dir)
+    partial = partial_dir(out_dir)
     if out_dir.exists():
-        if resume:
-            done = load_run(out_dir) if (out_dir / METRICS_FILE).is_file() else None
-            if done is None:
+        finished = (out_dir / METRICS_FILE).is_file()
+        if resume and finished:
+            done = load_run(out_dir)
+            diff = _diff_keys(done.config.to_dict(), cfg.to_dict())
+            if not diff:
+                logger.info("resume: %s is finished, not running it again", out_dir)
+                if partial.is_dir():  # an interrupted overwrite of the same config
+                    with _locked(partial, out_dir):
+                        shutil.rmtree(partial, ignore_errors=True)
+                done.status = "finished"
+                return done
+            if not overwrite:
+                raise RunExistsError(
+                    f"{out_dir} holds a finished run of a different config (differing keys: "
+                    f"{_keys_text(diff)}); use overwrite (--overwrite) to replace it or "
+                    "another output directory"
+                )
+        elif not overwrite:
+            if resume:
                 raise RunExistsError(
                     f"{out_dir} exists but is not a finished run; remove it or use overwrite"
                 )
-            if done.config.to_dict() != cfg.to_dict():
-                raise RunExistsError(
-                    f"{out_dir} holds a finished run of a different config; use overwrite to replace it "
-                    "or another output directory"
-                )
-            logger.info("resume: %s is finished, not running it again", out_dir)
-            return done
-        if not overwrite:
             raise RunExistsError(
                 f"run directory {out_dir} already exists; pass overwrite=True (seqrec run "
                 "--overwrite) to replace it, resume=True (--resume) to keep a finished run, or "
                 "choose another output directory (--out)"
             )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        with _RunLog(tmp / LOG_FILE):
-            result = _run_into(cfg, tmp, progress=progress)
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if resume:
+        _check_resume_config(partial, cfg, out_dir)  # before anything is changed
+    partial.mkdir(parents=True, exist_ok=True)
+    with _locked(partial, out_dir):
+        remove_stale(out_dir.parent, [f".{out_dir.name}.tmp-", f".{out_dir.name}.old-"])
+        try:
+            return _run_in_partial(cfg, out_dir, partial, progress=progress, resume=resume)
+        except BaseException:
+            if _resumable(partial):
+                _tidy_partial(partial)
+            else:
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+
+def _run_in_partial(
+    cfg: ExperimentConfig, out_dir: Path, partial: Path, *, progress: bool, resume: bool
+) -> RunResult:
+    from seqrec import __version__
+
+    state: dict[str, Any] | None = None
+    if resume and (partial / RESOLVED_CONFIG).is_file():
+        _tidy_partial(partial)
+        if _is_complete(partial):  # killed while renaming a finished run into place
+            logger.info("resume: %s holds a finished run; moving it into place", partial)
+            _finish(partial, out_dir)
+            done = load_run(out_dir)
+            done.status = "resumed"
+            return done
+        state = _checkpoint_state(partial)
+        if state is None:
+            logger.info("resume: %s has no checkpoint yet; running from the start", partial)
+            _clear_partial(partial)
+    else:
+        if resume:
+            logger.info("resume: nothing to resume for %s; running from the start", out_dir)
+        _clear_partial(partial)
+    if state is None:
+        started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        header = (
+            f"# resolved experiment config, written by seqrec {__version__} on {started}\n"
+            "# reload it with seqrec.experiment.load_experiment(path) or `seqrec run` this file\n"
+        )
+        write_text_atomic(partial / RESOLVED_CONFIG, header + cfg.to_toml())
+    with _RunLog(partial / LOG_FILE):
+        try:
+            if state is not None:
+                logger.info(
+                    "resuming %s from its checkpoint after epoch %d", out_dir, state["epoch"]
+                )
+            result = _run_into(cfg, partial, progress=progress, checkpoint=state)
+        except BaseException as e:
+            ckpt = _checkpoint_state(partial)
+            if ckpt is not None:
+                logger.warning(
+                    "run %s stopped (%s); the checkpoint after epoch %d is kept in %s: "
+                    "continue with resume=True (seqrec run --resume), or run without it to "
+                    "start over",
+                    out_dir,
+                    type(e).__name__ if not str(e) else f"{type(e).__name__}: {e}",
+                    ckpt["epoch"],
+                    partial,
+                )
+            raise
+    _finish(partial, out_dir)
     result.out_dir = out_dir
+    result.status = "new" if state is None else "resumed"
     return result
 
 
-def _run_into(cfg: ExperimentConfig, tmp: Path, *, progress: bool) -> RunResult:
+def _run_into(
+    cfg: ExperimentConfig, tmp: Path, *, progress: bool, checkpoint: Mapping[str, Any] | None
+) -> RunResult:
+    """Prepare, fit (checkpointing into ``tmp``; resuming when ``checkpoint`` is the JSON of
+    the one there), evaluate and save into ``tmp``; ``metrics.json`` is written last."""
     from seqrec import __version__
 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    header = (
-        f"# resolved experiment config, written by seqrec {__version__} on {started}\n"
-        "# reload it with seqrec.experiment.load_experiment(path) or `seqrec run` this file\n"
-    )
-    (tmp / RESOLVED_CONFIG).write_text(header + cfg.to_toml(), encoding="utf-8")
     logger.info("experiment %r (seqrec %s), seed %d", cfg.name, __version__, cfg.seed)
     logger.info("config: %s", json.dumps(cfg.to_dict(), sort_keys=False))
     _seed_everything(cfg.seed)
@@ -230,10 +471,16 @@ def _run_into(cfg: ExperimentConfig, tmp: Path, *, progress: bool) -> RunResult:
     split, stats = prepare_data(cfg)
     timings = dict(stats.pop("timings"))
 
-    train_cfg = cfg.train.model_copy(update={"progress": bool(progress and cfg.train.progress)})
+    show = bool(progress and cfg.train.progress)
+    if checkpoint is not None:
+        # the trainer's checkpoint fingerprint includes train.progress: resume with the
+        # value it was made with, so that a terminal vs. a log file is not a "changed config"
+        saved = checkpoint.get("fingerprint", {}).get("train", {}).get("progress")
+        show = saved if isinstance(saved, bool) else show
+    train_cfg = cfg.train.model_copy(update={"progress": show})
     rec = Recommender(cfg.model, cfg.objective, train_cfg, seed=cfg.seed)
     t = time.perf_counter()
-    rec.fit(split.train, split.valid)
+    rec.fit(split.train, split.valid, checkpoint_dir=tmp, resume=checkpoint is not None)
     timings["fit"] = time.perf_counter() - t
     history = [
         {
@@ -293,6 +540,7 @@ def _run_into(cfg: ExperimentConfig, tmp: Path, *, progress: bool) -> RunResult:
             "events": train_events,
             "events_per_second": train_events / train_seconds if train_seconds > 0 else None,
             "final_loss": history[-1]["loss"] if history else None,
+            "resumed_after_epoch": None if checkpoint is None else checkpoint.get("epoch"),
         },
         "data": stats,
         "timings": timings,
@@ -306,9 +554,7 @@ def _run_into(cfg: ExperimentConfig, tmp: Path, *, progress: bool) -> RunResult:
     timings["total"] = time.perf_counter() - t_start
     metrics["finished"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     metrics = json_safe(metrics)
-    (tmp / METRICS_FILE).write_text(
-        json.dumps(metrics, indent=2, allow_nan=False), encoding="utf-8"
-    )
+    write_text_atomic(tmp / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False))
     logger.info("finished in %.1fs", timings["total"])
     return RunResult(out_dir=tmp, config=cfg, metrics=metrics, reports=reports, recommender=rec)
 
@@ -328,13 +574,16 @@ def run_grid(
     that vary between the configs, every metric as ``<part>.<metric>``, ``train_seconds``
     and ``final_loss``. It is rewritten (atomically) after each run, so it is current even
     when a later run fails. ``index`` counts from 0. ``overwrite``/``resume`` apply to each
-    run directory (see :func:`run`). The fitted models are not kept in the results.
+    run directory (see :func:`run`): with ``resume`` finished points are kept and an
+    interrupted one continues from its checkpoint. The fitted models are not kept in the
+    results.
     """
     configs = list(configs)
     if not configs:
         raise ConfigError("run_grid() got no configs")
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
+    remove_stale(out_root, [f".{SUMMARY_FILE}.tmp-"])
     keys = varying_keys(configs)
     results: list[RunResult] = []
     rows: list[dict[str, Any]] = []
