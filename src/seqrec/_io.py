@@ -20,3 +20,20 @@ def replace_dir(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, dest)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync every file directly in ``path`` and the directory itself, so that a rename of
+    ``path`` after it is durable (survives a power loss, not only a kill)."""
+    for p in path.iterdir():
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from seqrec._io import replace_dir
+from seqrec._io import fsync_dir, replace_dir
 from seqrec.data.vocab import Vocabulary
 from seqrec.exceptions import ArtifactError
 
@@ -87,6 +87,7 @@ def save_artifact(
             "files": {f: _sha256(tmp / f) for f in FILES},
         }
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, default=float))
+        fsync_dir(tmp)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

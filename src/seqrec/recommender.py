@@ -255,7 +255,7 @@ class Recommender:
                 seed=self.seed,
                 validate=validate,
                 checkpoint_dir=checkpoint_dir,
-                fingerprint=config.model_dump(mode="json"),
+                fingerprint=_training_fingerprint(config),
             )
             self.history_ = trainer.fit(model, strategy, data, resume=resume)
             info = getattr(strategy, "info", None)  # optional: facts for the report
@@ -477,6 +477,18 @@ class Recommender:
         rec.history_ = []
         rec.metadata_ = art.metadata
         return rec
+
+
+_NOT_RESULTS = ("progress", "eval_batch_size", "device")
+"""[train] fields that do not change what is learned: a resumed run may differ in them."""
+
+
+def _training_fingerprint(config: RecommenderConfig) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the config but display/device fields."""
+    d = config.model_dump(mode="json")
+    for k in _NOT_RESULTS:
+        d["train"].pop(k, None)
+    return d
 
 
 def _first_error(e: ValidationError) -> str:

@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from seqrec._io import replace_dir
+from seqrec._io import fsync_dir, replace_dir
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import ArtifactError, ConfigError, DivergenceError, SeqrecError
 from seqrec.models.base import TrainingStrategy, load_model_state, model_device, model_state
@@ -220,7 +220,9 @@ def write_state_dir(path: Path, state: Mapping[str, Any]) -> None:
         meta = split_state(dict(state), tensors)
         save_file(tensors, str(tmp / "tensors.safetensors"))
         (tmp / "state.json").write_text(json.dumps(meta))
+        fsync_dir(tmp)
         replace_dir(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

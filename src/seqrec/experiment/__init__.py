@@ -38,8 +38,12 @@ no ``method`` means ``"time"``). A key of another model or method is an error sa
       log.txt                the log of the run
       artifact/              the saved model (Recommender.load)
 
-The directory is written into a temporary sibling and renamed into place at the end, so a
-failed or interrupted run never leaves a half-written run (or model) behind.
+A run lives in ``runs/.<name>.partial/`` until it finishes (config first, the log, and
+the Trainer's ``checkpoint/`` after every epoch); then ``metrics.json`` is written, the
+checkpoint removed and the directory renamed to ``runs/<name>/``, so a failed or
+interrupted run never leaves a half-written run (or model) behind, and ``run(...,
+resume=True)`` / ``seqrec run FILE --resume`` continues a killed one from its last epoch
+(refusing a changed config, with the differing keys).
 :func:`evaluation_data` (and :func:`run_split`) re-derive a finished run's data to evaluate
 its saved model on the same split again.
 

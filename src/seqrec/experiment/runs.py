@@ -472,11 +472,6 @@ def _run_into(
     timings = dict(stats.pop("timings"))
 
     show = bool(progress and cfg.train.progress)
-    if checkpoint is not None:
-        # the trainer's checkpoint fingerprint includes train.progress: resume with the
-        # value it was made with, so that a terminal vs. a log file is not a "changed config"
-        saved = checkpoint.get("fingerprint", {}).get("train", {}).get("progress")
-        show = saved if isinstance(saved, bool) else show
     train_cfg = cfg.train.model_copy(update={"progress": show})
     rec = Recommender(cfg.model, cfg.objective, train_cfg, seed=cfg.seed)
     t = time.perf_counter()
