@@ -1,22 +1,33 @@
-"""Optimisers with row-sparse updates of embedding tables.
+"""Row-sparse optimisers for embedding tables, as ``torch.optim.Optimizer`` subclasses.
 
 GRU4Rec's official code updates only the rows of the item tables that a mini-batch touched
-(``IndexedAdagradM``). Here the training loop looks up table rows as leaf tensors and hands
-the optimiser ``(table, row_ids, row_grads)``; duplicate ids are summed first, because the
-update is non-linear. Dense parameters (GRU weights) get the same rule, densely.
+(its ``IndexedAdagradM``). :class:`SparseAdagradM` is that optimiser and :class:`RowSparseAdam`
+is lazy Adam with weight decay; dense parameters use ``torch.optim.Adam``/``AdamW`` (or
+:class:`SparseAdagradM`, which takes dense gradients too).
 
-The fast training path keeps a table and its optimiser state *packed* row by row
-(:func:`pack_rows`): one gather brings a row's weights and state together, ``step_packed``
-updates them in place, one scatter writes them back.
+A parameter's gradient may be dense or a row-sparse ``torch.sparse_coo`` tensor (sparse
+dimension 1, the layout of ``nn.Embedding(sparse=True)``; GRU4Rec's loop builds them from the
+gradients of the rows it looked up). For a sparse gradient only the listed rows change, their
+weights and their state; duplicate rows are summed first (the update is non-linear). State is
+saved and restored with the standard ``state_dict()``/``load_state_dict()``.
+
+An option an optimiser does not support (``weight_decay`` for Adagrad, say) is a
+:class:`~seqrec.exceptions.ConfigError` naming it. The packed layout of GRU4Rec's fast loop
+(weights and optimiser state of a row side by side) lives in
+:mod:`seqrec.models.gru4rec.packed`; it applies the same maths.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from itertools import chain
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim import optimizer as _torch_optimizer
+
+from seqrec.exceptions import ConfigError
 
 
 def coalesce_rows(ids: Tensor, grads: Tensor, n_rows: int | None = None) -> tuple[Tensor, Tensor]:
@@ -36,211 +47,310 @@ def coalesce_rows(ids: Tensor, grads: Tensor, n_rows: int | None = None) -> tupl
     return uniq, out
 
 
-def pack_rows(table: Tensor, state_init: Sequence[float]) -> Tensor:
-    """``(N, D)`` table -> ``(N, 1 + len(state_init), D)``: slot 0 the weights, then one slot
-    per state tensor filled with its initial value."""
-    packed = torch.empty(table.shape[0], 1 + len(state_init), table.shape[1], device=table.device)
-    packed[:, 0] = table
-    for i, v in enumerate(state_init, 1):
-        packed[:, i] = v
-    return packed
+def row_sparse_grad(
+    param: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False
+) -> Tensor:
+    """The row-sparse gradient of ``param`` with rows ``grads`` (K, ...) at ``ids`` (K,),
+    without a copy. ``coalesced=True`` declares the ids unique and sorted."""
+    return torch.sparse_coo_tensor(
+        ids[None], grads, param.shape, is_coalesced=coalesced, check_invariants=False
+    )
 
 
-class IndexedAdagradM:
+def _sparse_rows(grad: Tensor) -> tuple[Tensor, Tensor, bool]:
+    """``(ids, rows, coalesced)`` of a row-sparse gradient."""
+    if grad.sparse_dim() != 1:
+        raise ValueError(
+            f"sparse gradients must be row-sparse (sparse_dim 1, as nn.Embedding(sparse=True) "
+            f"gives), not sparse_dim {grad.sparse_dim()}"
+        )
+    return grad._indices()[0], grad._values(), grad.is_coalesced()
+
+
+def _refuse(optimizer: str, options: Iterable[str], supported: Iterable[str]) -> None:
+    bad = sorted(set(options) - set(supported))
+    if bad:
+        raise ConfigError(
+            f"{optimizer} does not support option(s) {', '.join(bad)}; "
+            f"it takes {', '.join(sorted(set(supported) - {'params', 'param_names'}))}"
+        )
+
+
+class _Optimizer(torch.optim.Optimizer):
+    """Base of the optimisers here: torch's ``Optimizer`` whose ``step`` runs the step hooks
+    (the optimiser's and the global ones, as torch does) without a profiler range.
+
+    torch wraps every subclass's ``step`` in ``record_function``, under which the ~20 small
+    kernels of a row update dispatch measurably slower: ~60 us a call on a 2-core CPU, 5%
+    of GRU4Rec's autograd loop, which steps once per mini-batch. A subclass writes
+    :meth:`_step`.
+    """
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        args: tuple[Any, ...] = (self,) if closure is None else (self, closure)
+        kwargs: dict[str, Any] = {}
+        pre = chain(
+            getattr(_torch_optimizer, "_global_optimizer_pre_hooks", {}).values(),
+            self._optimizer_step_pre_hooks.values(),
+        )
+        for hook in pre:
+            result = hook(self, args, kwargs)
+            if result is not None:
+                args, kwargs = result
+        loss = self._step(*args[1:], **kwargs)
+        post = chain(
+            self._optimizer_step_post_hooks.values(),
+            getattr(_torch_optimizer, "_global_optimizer_post_hooks", {}).values(),
+        )
+        for hook in post:
+            hook(self, args, kwargs)
+        return loss
+
+    step.hooked = True  # type: ignore[attr-defined]  # torch: do not wrap it again
+
+    def _step(self, closure: Callable[[], float] | None = None) -> float | None:
+        raise NotImplementedError
+
+
+class SparseAdagradM(_Optimizer):
     """Adagrad with (heavy-ball) momentum, row-sparse for tables: the official GRU4Rec optimiser.
 
-    ``acc += g^2;  v = momentum * v - lr * g / sqrt(acc + eps);  p += v`` — for tables only on
-    the rows in the batch.
+    ``acc += g^2;  v = momentum * v - lr * g / sqrt(acc + eps);  p += v`` — for a row-sparse
+    gradient only on its rows (duplicates summed first). State per parameter: ``acc`` and,
+    with momentum, ``momentum_buffer``. Defaults are the official code's.
     """
+
+    _OPTIONS = ("params", "param_names", "lr", "momentum", "eps")
 
     def __init__(
         self,
-        dense: Sequence[Tensor],
-        tables: Sequence[Tensor],
-        *,
-        lr: float,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.05,
         momentum: float = 0.0,
         eps: float = 1e-6,
+        **unsupported: Any,
     ) -> None:
-        self.dense = list(dense)
-        self.params = [*self.dense, *tables]
-        self.lr, self.momentum, self.eps = lr, momentum, eps
-        self.acc = {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]}
-        self.mom = (
-            {id(p): torch.zeros_like(p) for p in [*self.dense, *tables]} if momentum > 0 else {}
-        )
+        _refuse("SparseAdagradM", unsupported, self._OPTIONS)
+        if not lr > 0:
+            raise ValueError(f"invalid learning rate {lr}: must be > 0")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"invalid momentum {momentum}: must be in [0, 1)")
+        if not eps >= 0:
+            raise ValueError(f"invalid eps {eps}: must be >= 0")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "eps": eps})
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._state(p, group["momentum"])
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        _refuse("SparseAdagradM", param_group, self._OPTIONS)
+        super().add_param_group(param_group)
+
+    def _state(self, p: Tensor, momentum: float) -> dict[str, Tensor]:
+        st = self.state[p]
+        if not st:
+            st["acc"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if momentum > 0 and "momentum_buffer" not in st:
+            st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return st
 
     @torch.no_grad()
-    def step_dense(self) -> None:
-        ps = [p for p in self.dense if p.grad is not None]
-        if not ps:
-            return
+    def _step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum, eps = group["lr"], group["momentum"], group["eps"]
+            dense: list[Tensor] = []
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_sparse:
+                    ids, rows, coalesced = _sparse_rows(g)
+                    self._step_rows(p, ids, rows, coalesced, lr, momentum, eps)
+                else:
+                    dense.append(p)
+            if dense:
+                self._step_dense(dense, lr, momentum, eps)
+        return loss
+
+    def _step_dense(self, ps: list[Tensor], lr: float, momentum: float, eps: float) -> None:
         gs = [p.grad for p in ps]
-        accs = [self.acc[id(p)] for p in ps]
+        states = [self._state(p, momentum) for p in ps]
+        accs = [s["acc"] for s in states]
         torch._foreach_addcmul_(accs, gs, gs)
-        denom = torch._foreach_add(accs, self.eps)
+        denom = torch._foreach_add(accs, eps)
         torch._foreach_sqrt_(denom)
-        if self.momentum > 0:
-            moms = [self.mom[id(p)] for p in ps]
-            torch._foreach_mul_(moms, self.momentum)
-            torch._foreach_addcdiv_(moms, gs, denom, value=-self.lr)
+        if momentum > 0:
+            moms = [s["momentum_buffer"] for s in states]
+            torch._foreach_mul_(moms, momentum)
+            torch._foreach_addcdiv_(moms, gs, denom, value=-lr)
             torch._foreach_add_(ps, moms)
         else:
-            torch._foreach_addcdiv_(ps, gs, denom, value=-self.lr)
+            torch._foreach_addcdiv_(ps, gs, denom, value=-lr)
 
-    @torch.no_grad()
-    def step_rows(
-        self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False
+    def _step_rows(
+        self,
+        table: Tensor,
+        ids: Tensor,
+        grads: Tensor,
+        coalesced: bool,
+        lr: float,
+        momentum: float,
+        eps: float,
     ) -> None:
+        st = self._state(table, momentum)
         n_rows = table.shape[0]
         if table.dim() == 1 and n_rows <= 4 * len(ids):  # measured: wins for bias vectors only
-            self._step_touched_dense(table, ids, grads)
+            self._step_touched_dense(table, st, ids, grads, lr, momentum, eps)
             return
+        own = not coalesced  # whether ``grads`` is our copy (may be changed in place)
         if not coalesced:
             ids, grads = coalesce_rows(ids, grads, n_rows)
-        acc = self.acc[id(table)]
+        acc = st["acc"]
         # index_select / index_copy_ are much cheaper than advanced indexing for row blocks
         a = acc.index_select(0, ids).addcmul_(grads, grads)
         acc.index_copy_(0, ids, a)
-        a.add_(self.eps).sqrt_()
-        if self.momentum > 0:
-            mom = self.mom[id(table)]
-            upd = mom.index_select(0, ids).mul_(self.momentum).addcdiv_(grads, a, value=-self.lr)
+        a.add_(eps).sqrt_()
+        if momentum > 0:
+            mom = st["momentum_buffer"]
+            upd = mom.index_select(0, ids).mul_(momentum).addcdiv_(grads, a, value=-lr)
             mom.index_copy_(0, ids, upd)
         else:
-            upd = grads.div_(a).mul_(-self.lr)
+            upd = (grads.div_(a) if own else grads.div(a)).mul_(-lr)
         # ids are unique here: gather + add + copy beats the serial scatter of index_add_
         table.index_copy_(0, ids, table.index_select(0, ids).add_(upd))
 
-    def pack(self, table: Tensor, grad_scale: float = 1.0) -> Tensor:
-        """``table`` and its Adagrad state packed row by row (:func:`pack_rows`) for
-        :meth:`step_packed`, which will be given gradients ``grad_scale`` times the true ones.
-
-        Adagrad is scale-free but for ``eps``: ``g / sqrt(sum g^2 + eps)`` equals
-        ``s g / sqrt(sum (s g)^2 + eps s^2)``. The accumulator therefore starts at
-        ``eps * grad_scale**2``, which saves the scaling and the ``+ eps`` pass every step.
-        """
-        state = [self.eps * grad_scale**2] + ([0.0] if self.momentum > 0 else [])
-        return pack_rows(table, state)
-
-    @torch.no_grad()
-    def step_packed(self, block: Tensor, grad: Tensor) -> None:
-        """The row update in place on gathered packed rows ``block`` (U, 1 + state, D) with
-        their summed gradients ``grad`` (U, D), scaled as declared to :meth:`pack`; rows must
-        be distinct."""
-        p, acc = block[:, 0], block[:, 1]
-        acc.addcmul_(grad, grad)
-        # sqrt of a strided view takes a slow path: on a contiguous copy it is ~10x faster
-        denom = acc.sqrt() if acc.is_contiguous() else acc.contiguous().sqrt_()
-        if self.momentum > 0:
-            mom = block[:, 2]
-            mom.mul_(self.momentum).addcdiv_(grad, denom, value=-self.lr)
-            p.add_(mom)
-        else:
-            p.addcdiv_(grad, denom, value=-self.lr)
-
-    def _step_touched_dense(self, table: Tensor, ids: Tensor, grads: Tensor) -> None:
+    @staticmethod
+    def _step_touched_dense(
+        table: Tensor,
+        st: dict[str, Tensor],
+        ids: Tensor,
+        grads: Tensor,
+        lr: float,
+        momentum: float,
+        eps: float,
+    ) -> None:
         """The same update over the whole (small) table, masked to the touched rows.
 
         Used when the batch touches a large share of the table: a handful of dense passes
         beat gathering and scattering most of the rows. Untouched rows get a zero gradient,
         which leaves ``acc`` unchanged, and a momentum factor of 1 and a zero step, which
-        leaves ``mom`` and the weights unchanged: exactly the row-sparse rule.
+        leaves ``momentum_buffer`` and the weights unchanged: exactly the row-sparse rule.
         """
         g = torch.zeros_like(table).index_add_(0, ids, grads)
         shape = (-1,) + (1,) * (table.dim() - 1)
         touched = (torch.bincount(ids, minlength=table.shape[0]) > 0).view(shape)
-        acc = self.acc[id(table)]
+        acc = st["acc"]
         acc.addcmul_(g, g)
-        denom = acc.add(self.eps).sqrt_()
-        if self.momentum > 0:
-            mom = self.mom[id(table)]
-            mom.mul_(torch.where(touched, self.momentum, 1.0))
-            mom.addcdiv_(g, denom, value=-self.lr)
+        denom = acc.add(eps).sqrt_()
+        if momentum > 0:
+            mom = st["momentum_buffer"]
+            mom.mul_(torch.where(touched, momentum, 1.0))
+            mom.addcdiv_(g, denom, value=-lr)
             table.addcmul_(mom, touched)
         else:
-            table.addcdiv_(g, denom, value=-self.lr)
-
-    def state_dict(self) -> dict[str, object]:
-        """Hyper-parameters and the per-parameter state, in parameter order."""
-        return {
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "eps": self.eps,
-            "acc": [self.acc[id(p)] for p in self.params],
-            "mom": [self.mom[id(p)] for p in self.params] if self.mom else [],
-        }
-
-    @torch.no_grad()
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        _load_list(self.acc, self.params, state["acc"])
-        if self.mom:
-            _load_list(self.mom, self.params, state["mom"])
+            table.addcdiv_(g, denom, value=-lr)
 
 
-class IndexedAdam:
-    """Adam; tables get lazy row-sparse updates (as ``torch.optim.SparseAdam``), dense params
-    the usual update. With full-softmax training every row is touched each step, which makes
-    it identical to dense Adam."""
+class RowSparseAdam(_Optimizer):
+    """Lazy Adam for embedding tables: a row-sparse gradient updates only its rows' moments,
+    step counts and weights; a dense gradient counts as every row touched.
+
+    Each row keeps its own step count (``row_step``), so its bias correction is that of the
+    updates it has had: a row touched every step follows dense Adam exactly (torch's
+    ``SparseAdam`` counts steps per table and corrects ``eps`` differently). ``weight_decay``
+    is an L2 term added to the touched rows' gradients (as ``torch.optim.Adam``) or, with
+    ``decoupled_weight_decay=True``, a decay of the touched rows (as ``torch.optim.AdamW``).
+    State per parameter: ``exp_avg``, ``exp_avg_sq``, ``row_step`` (float32, one per row).
+    """
+
+    _OPTIONS = (
+        "params",
+        "param_names",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "decoupled_weight_decay",
+    )
 
     def __init__(
         self,
-        dense: Sequence[Tensor],
-        tables: Sequence[Tensor],
-        *,
-        lr: float,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
+        **unsupported: Any,
     ) -> None:
-        self.dense = list(dense)
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.params = params = [*self.dense, *tables]
-        self.tables = list(tables)
-        self.m = {id(p): torch.zeros_like(p) for p in params}
-        self.v = {id(p): torch.zeros_like(p) for p in params}
-        self.t = {
-            id(p): torch.zeros(p.shape[0], dtype=torch.float32, device=p.device) for p in tables
+        _refuse("RowSparseAdam", unsupported, self._OPTIONS)
+        if not lr > 0:
+            raise ValueError(f"invalid learning rate {lr}: must be > 0")
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid betas {betas}: two values in [0, 1)")
+        if not eps >= 0 or not weight_decay >= 0:
+            raise ValueError(f"invalid eps {eps} or weight_decay {weight_decay}: must be >= 0")
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "decoupled_weight_decay": decoupled_weight_decay,
         }
-        self.t_dense = 0
-        self._grad_scale = 1.0  # of the gradients given to step_packed, see pack
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._state(p)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        _refuse("RowSparseAdam", param_group, self._OPTIONS)
+        super().add_param_group(param_group)
+
+    def _state(self, p: Tensor) -> dict[str, Tensor]:
+        st = self.state[p]
+        if not st:
+            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["row_step"] = torch.zeros(p.shape[0], dtype=torch.float32, device=p.device)
+        return st
 
     @torch.no_grad()
-    def step_dense(self) -> None:
-        ps = [p for p in self.dense if p.grad is not None]
-        if not ps:
-            return
-        self.t_dense += 1
-        b1, b2 = self.betas
-        gs = [p.grad for p in ps]
-        if self.weight_decay:
-            torch._foreach_add_(gs, ps, alpha=self.weight_decay)
-        ms = [self.m[id(p)] for p in ps]
-        vs = [self.v[id(p)] for p in ps]
-        torch._foreach_lerp_(ms, gs, 1 - b1)
-        torch._foreach_mul_(vs, b2)
-        torch._foreach_addcmul_(vs, gs, gs, value=1 - b2)
-        c1 = 1 - b1**self.t_dense
-        c2 = 1 - b2**self.t_dense
-        denom = torch._foreach_sqrt(vs)
-        torch._foreach_div_(denom, math.sqrt(c2))
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(ps, ms, denom, value=-self.lr / c1)
+    def _step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_sparse:
+                    ids, rows, coalesced = _sparse_rows(g)
+                    if not coalesced:
+                        ids, rows = coalesce_rows(ids, rows, p.shape[0])
+                else:
+                    ids, rows = torch.arange(p.shape[0], device=p.device), g
+                self._step_rows(p, ids, rows, group)
+        return loss
 
-    @torch.no_grad()
-    def step_rows(
-        self, table: Tensor, ids: Tensor, grads: Tensor, *, coalesced: bool = False
-    ) -> None:
-        if not coalesced:
-            ids, grads = coalesce_rows(ids, grads, table.shape[0])
-        b1, b2 = self.betas
-        if self.weight_decay:
-            grads = grads + self.weight_decay * table[ids]
-        t = self.t[id(table)]
+    def _step_rows(self, table: Tensor, ids: Tensor, grads: Tensor, group: dict[str, Any]) -> None:
+        """Lazy Adam on the distinct rows ``ids`` with their summed gradients ``grads``."""
+        st = self._state(table)
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        b1, b2 = group["betas"]
+        if wd and group["decoupled_weight_decay"]:
+            table.index_copy_(0, ids, table.index_select(0, ids).mul_(1 - lr * wd))
+        elif wd:
+            grads = grads + wd * table[ids]
+        t = st["row_step"]
         tr = t[ids] + 1
         t[ids] = tr
-        m = self.m[id(table)]
-        v = self.v[id(table)]
+        m, v = st["exp_avg"], st["exp_avg_sq"]
         mr = m[ids].lerp_(grads, 1 - b1)
         vr = v[ids].mul_(b2).addcmul_(grads, grads, value=1 - b2)
         m[ids] = mr
@@ -248,59 +358,5 @@ class IndexedAdam:
         shape = (-1,) + (1,) * (grads.dim() - 1)
         c1 = (1 - b1**tr).view(shape)
         c2 = (1 - b2**tr).view(shape)
-        upd = (mr / c1) / ((vr / c2).sqrt_().add_(self.eps))
-        table.index_add_(0, ids, upd.mul_(-self.lr))
-
-    def pack(self, table: Tensor, grad_scale: float = 1.0) -> Tensor:
-        """``table`` with its lazy-Adam state packed row by row for :meth:`step_packed`:
-        first and second moments and the row's step count (repeated along the row, so a
-        row's state is one block). Gradients will be ``grad_scale`` times the true ones: Adam
-        is scale-free but for ``eps`` and weight decay, which are scaled to match."""
-        self._grad_scale = grad_scale
-        return pack_rows(table, [0.0, 0.0, 0.0])
-
-    @torch.no_grad()
-    def step_packed(self, block: Tensor, grad: Tensor) -> None:
-        """Lazy Adam in place on gathered packed rows ``block`` (U, 4, D); see
-        :meth:`IndexedAdagradM.step_packed`."""
-        p, m, v, t = block[:, 0], block[:, 1], block[:, 2], block[:, 3]
-        b1, b2 = self.betas
-        scale = self._grad_scale
-        if self.weight_decay:
-            grad = grad.add(p, alpha=self.weight_decay * scale)
-        t.add_(1)
-        m.lerp_(grad, 1 - b1)
-        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        c1 = torch.pow(b1, t).neg_().add_(1)
-        c2 = torch.pow(b2, t).neg_().add_(1)
-        denom = v.div(c2).sqrt_().add_(self.eps * scale)
-        p.addcdiv_(m.div(c1), denom, value=-self.lr)
-
-    def state_dict(self) -> dict[str, object]:
-        """Hyper-parameters and the per-parameter state, in parameter order."""
-        return {
-            "lr": self.lr,
-            "betas": list(self.betas),
-            "eps": self.eps,
-            "m": [self.m[id(p)] for p in self.params],
-            "v": [self.v[id(p)] for p in self.params],
-            "t": [self.t[id(p)] for p in self.tables],
-            "t_dense": self.t_dense,
-            "grad_scale": self._grad_scale,
-        }
-
-    @torch.no_grad()
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        _load_list(self.m, self.params, state["m"])
-        _load_list(self.v, self.params, state["v"])
-        _load_list(self.t, self.tables, state["t"])
-        self.t_dense = int(state["t_dense"])  # type: ignore[arg-type]
-        self._grad_scale = float(state["grad_scale"])  # type: ignore[arg-type]
-
-
-def _load_list(target: dict[int, Tensor], params: Sequence[Tensor], saved: object) -> None:
-    saved = list(saved)  # type: ignore[call-overload]
-    if len(saved) != len(params):
-        raise ValueError(f"optimizer state has {len(saved)} tensors, expected {len(params)}")
-    for p, t in zip(params, saved, strict=True):
-        target[id(p)].copy_(t)
+        upd = (mr / c1) / ((vr / c2).sqrt_().add_(eps))
+        table.index_add_(0, ids, upd.mul_(-lr))

@@ -2,12 +2,14 @@
 
 The hidden state is carried from step to step (gradients are truncated at every step, as
 in the official code), reset to zero when a slot takes a new session, and the item tables
-are updated row-sparsely (:mod:`seqrec.optim`). Two loops do it, with the same maths:
+are updated row-sparsely. Two loops do it, with the same maths:
 
 * ``_FastLoop`` (1 GRU layer, input embedding, cross-entropy with sampled or full softmax):
-  hand-written forward/backward, merged sampled columns, packed tables;
+  hand-written forward/backward, merged sampled columns, packed tables and packed optimisers
+  (:mod:`.packed`);
 * ``_GenericLoop``: plain autograd over the official layout (BPR-max, several layers,
-  one-hot input, ``train.fused = false``).
+  one-hot input, ``train.fused = false``), with ``torch.optim`` optimisers: row-sparse
+  gradients for the tables (:mod:`seqrec.optim`), torch's Adam/AdamW for dense weights.
 
 :class:`GRU4RecStrategy` wraps them for the :class:`~seqrec.train.Trainer`.
 """
@@ -22,7 +24,7 @@ import torch
 
 from seqrec.data.batching import TorchSessionSchedule, session_parallel_schedule
 from seqrec.data.sequences import SequenceData
-from seqrec.exceptions import ConfigError, DivergenceError
+from seqrec.exceptions import ArtifactError, ConfigError, DivergenceError
 from seqrec.losses import bpr_max, full_cross_entropy, logq_correction, sampled_cross_entropy
 from seqrec.models.gru4rec.model import GRU4Rec, GRU4RecConfig
 from seqrec.models.gru4rec.objective import (
@@ -30,7 +32,8 @@ from seqrec.models.gru4rec.objective import (
     merge_sampled_columns,
     union_per_step,
 )
-from seqrec.optim import IndexedAdagradM, IndexedAdam
+from seqrec.models.gru4rec.packed import PackedOptimizer, packed_optimizer
+from seqrec.optim import RowSparseAdam, SparseAdagradM, row_sparse_grad
 from seqrec.sampling import PopularitySampler
 from seqrec.train import EpochLog, TrainConfig, Trainer
 
@@ -109,7 +112,8 @@ def _gru_backward(
 
 class _GenericLoop:
     """The step loop of :func:`fit_session_parallel` for every model and objective: autograd,
-    the official column layout, row-sparse table updates."""
+    the official column layout, row-sparse table updates: the gradients of the looked-up
+    rows are handed to ``optimizers`` as row-sparse gradients of the tables."""
 
     def __init__(
         self,
@@ -118,10 +122,12 @@ class _GenericLoop:
         counts: np.ndarray,
         objective: ObjectiveConfig,
         batch_size: int,
-        opt: IndexedAdagradM | IndexedAdam,
+        optimizers: list[torch.optim.Optimizer],
         rng: np.random.Generator,
     ) -> None:
-        self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
+        self.model, self.sched, self.objective = model, sched, objective
+        self.optimizers = optimizers
+        self.params = [p for o in optimizers for g in o.param_groups for p in g["params"]]
         device = model.Wy.device
         self.log_q = torch.tensor(np.log(np.maximum(counts, 1)), dtype=torch.float32, device=device)
         self.sampled = objective.negatives == "sampled"
@@ -141,11 +147,11 @@ class _GenericLoop:
 
     def run_epoch(self, progress: Callable[[int], None] | None) -> float:
         """One pass; returns the summed loss over all rows."""
-        model, sched, objective, opt = self.model, self.sched, self.objective, self.opt
+        model, sched, objective = self.model, self.sched, self.objective
+        optimizers, params = self.optimizers, self.params
         sampled, sampler, bs = self.sampled, self.sampler, self.batch_size
         constrained = model.config.input_mode == "constrained"
         Wy, By, table = model.Wy, model.By, model.input_table
-        dense = opt.dense
         H = model.init_hidden(sched.n_slots, Wy.device)
         loss_sum = torch.zeros((), device=Wy.device)
         for t in range(sched.n_steps):
@@ -185,17 +191,18 @@ class _GenericLoop:
                 loss = bpr_max(R, bpreg=objective.bpreg, elu_param=objective.elu_param)
             loss = loss / bs
             loss.backward()
-            rows_grad, bias_grad = rows.grad, bias.grad
-            xrows_grad = None if constrained else xrows.grad
-            opt.step_dense()
-            for p in dense:
-                p.grad = None
+            # the looked-up rows' gradients as row-sparse gradients of the tables (full
+            # softmax: the output ids are all items, distinct and sorted)
             if constrained:
-                opt.step_rows(Wy, row_ids, rows_grad)
+                Wy.grad = row_sparse_grad(Wy, row_ids, rows.grad)
             else:
-                opt.step_rows(table, x, xrows_grad)
-                opt.step_rows(Wy, out_ids, rows_grad, coalesced=not sampled)
-            opt.step_rows(By, out_ids, bias_grad, coalesced=not sampled)
+                table.grad = row_sparse_grad(table, x, xrows.grad)
+                Wy.grad = row_sparse_grad(Wy, out_ids, rows.grad, coalesced=not sampled)
+            By.grad = row_sparse_grad(By, out_ids, bias.grad, coalesced=not sampled)
+            for opt in optimizers:
+                opt.step()
+            for p in params:
+                p.grad = None
             loss_sum += loss.detach() * bs
             if t % 64 == 0:
                 if progress is not None:
@@ -223,6 +230,9 @@ class _FastLoop:
     and scatters them back; with full softmax every row but padding is a column and the
     table is updated in place. The GRU weights live in one flat packed row, so their update
     is a handful of kernels. The maths is the official step's; only the layout differs.
+
+    ``opt`` (:mod:`.packed`) must be built with ``grad_scale`` = the batch size: the loop's
+    gradients are those of the summed loss, the batch size times the official mean's.
     """
 
     def __init__(
@@ -231,9 +241,8 @@ class _FastLoop:
         sched: TorchSessionSchedule,
         counts: np.ndarray,
         objective: ObjectiveConfig,
-        opt: IndexedAdagradM | IndexedAdam,
+        opt: PackedOptimizer,
         rng: np.random.Generator,
-        batch_size: int,
     ) -> None:
         self.model, self.sched, self.objective, self.opt = model, sched, objective, opt
         self.device = dev = model.Wy.device
@@ -249,12 +258,11 @@ class _FastLoop:
         self.n_h = model.config.layers[-1]
         self.n_in = self.n_h if self.constrained else model.config.embedding_dim
         cell = model.cells[0]
-        # gradients are of the summed loss: batch_size times those of the official mean
         with torch.no_grad():
-            self.out_table = opt.pack(torch.cat([model.Wy, model.By[:, None]], 1), batch_size)
-            self.in_table = None if self.constrained else opt.pack(model.E, batch_size)
+            self.out_table = opt.pack(torch.cat([model.Wy, model.By[:, None]], 1))
+            self.in_table = None if self.constrained else opt.pack(model.E)
             flat = torch.cat([p.reshape(-1) for p in _cell_weights(cell)])
-            self.gru_table = opt.pack(flat[None], batch_size)  # (1, 1 + state, n_weights)
+            self.gru_table = opt.pack(flat[None])  # (1, 1 + state, n_weights)
         self.gru_grad = torch.zeros_like(flat)[None]
         self.gru_weights = self._views(self.gru_table[0, 0])
         self.gru_grads = self._views(self.gru_grad[0])
@@ -374,8 +382,7 @@ class _FastLoop:
         minus_one, n_slots = self.minus_one, s.n_slots
         out_views = [(o, o[:, :n_h]) for o in self.out_bufs]
         all_rows = out_table[1:]
-        # a zero gradient leaves a row unchanged only under momentum-free Adagrad
-        keep_input_bias = in_table is None and (isinstance(opt, IndexedAdam) or opt.momentum > 0)
+        keep_input_bias = in_table is None and not opt.zero_grad_is_identity
         loss = torch.zeros((), device=self.device)
         shift = 0.0
         h = self.model.init_hidden(s.n_slots, self.device)[0]
@@ -435,17 +442,17 @@ class _FastLoop:
                     d_w[:, :n_h].index_add_(0, in_col, d_x)
                 else:
                     d_in = torch.zeros(len(u_in), d_x.shape[1], device=d_x.device)
-                    opt.step_packed(blk_in, d_in.index_add_(0, in_col, d_x))
+                    opt.step(blk_in, d_in.index_add_(0, in_col, d_x))
                     in_table.index_copy_(0, u_in, blk_in)
-                opt.step_packed(gru_table, gru_grad)
+                opt.step(gru_table, gru_grad)
                 if keep_input_bias and n_out < width:
                     # rows that are only inputs have no bias gradient: the official update
                     # leaves their bias and its state alone (momentum would move them)
                     bias_state = blk[n_out:, :, n_h].clone()
-                    opt.step_packed(blk, d_w)
+                    opt.step(blk, d_w)
                     blk[n_out:, :, n_h] = bias_state
                 else:
-                    opt.step_packed(blk, d_w)
+                    opt.step(blk, d_w)
                 if u is not None:
                     out_table.index_copy_(0, u, blk)
                 h = out_h
@@ -453,6 +460,39 @@ class _FastLoop:
                     progress(s.offsets[min(t + 64, s.n_steps)] - s.offsets[t])
             _check_finite(loss, c1 - 1)
         return float(loss) + shift
+
+
+def _optimizers(
+    name: str,
+    dense: list[torch.Tensor],
+    tables: list[torch.Tensor],
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+) -> list[torch.optim.Optimizer]:
+    """The autograd loop's optimisers: ``adagrad``, the official Adagrad with momentum for
+    all parameters (row-sparse on tables); ``adam``/``adamw``, torch's Adam/AdamW for dense
+    weights and lazy row-sparse Adam for the tables. Unsupported options are ConfigErrors."""
+    if name == "adagrad":
+        extra = {"weight_decay": weight_decay} if weight_decay else {}
+        return [SparseAdagradM([*dense, *tables], lr=lr, momentum=momentum, **extra)]
+    if momentum:
+        raise ConfigError(f"momentum is not supported by optimizer {name!r}; set 0")
+    adam = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    out: list[torch.optim.Optimizer] = []
+    if dense:
+        out.append(adam(dense, lr=lr, weight_decay=weight_decay, foreach=True))
+    if tables:
+        out.append(
+            RowSparseAdam(
+                tables,
+                lr=lr,
+                weight_decay=weight_decay,
+                decoupled_weight_decay=name == "adamw",
+            )
+        )
+    return out
 
 
 def _sparse_tables(model: GRU4Rec) -> list[torch.Tensor]:
@@ -470,9 +510,9 @@ class GRU4RecStrategy:
     def __init__(
         self, config: GRU4RecConfig, objective: ObjectiveConfig | None, train: TrainConfig
     ) -> None:
-        if train.optimizer not in ("adagrad", "adam"):
+        if train.optimizer not in ("adagrad", "adam", "adamw"):
             raise ConfigError(
-                f"gru4rec supports optimizer 'adagrad' or 'adam', not {train.optimizer!r}"
+                f"gru4rec supports optimizer 'adagrad', 'adam' or 'adamw', not {train.optimizer!r}"
             )
         self.config = config
         self.objective = objective if objective is not None else ObjectiveConfig()
@@ -492,18 +532,27 @@ class GRU4RecStrategy:
         tables = [] if fast_loop else _sparse_tables(model)
         dense = [p for p in model.parameters() if all(p is not t for t in _sparse_tables(model))]
         lr = float(cfg.learning_rate or TRAIN_DEFAULTS["learning_rate"])
-        if cfg.optimizer == "adam":
-            self.opt: IndexedAdagradM | IndexedAdam = IndexedAdam(
-                dense, tables, lr=lr, weight_decay=cfg.weight_decay
-            )
-        else:
-            self.opt = IndexedAdagradM(dense, tables, lr=lr, momentum=cfg.momentum)
+        name = str(cfg.optimizer)
         if fast_loop:
+            # weights and optimiser state live in the loop's packed tables
+            self.optimizers: list[torch.optim.Optimizer] = []
+            packed = packed_optimizer(
+                name,
+                lr=lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+                grad_scale=batch_size,
+            )
             self.loop: _FastLoop | _GenericLoop = _FastLoop(
-                model, sched, counts, objective, self.opt, rng, batch_size
+                model, sched, counts, objective, packed, rng
             )
         else:
-            self.loop = _GenericLoop(model, sched, counts, objective, batch_size, self.opt, rng)
+            self.optimizers = _optimizers(
+                name, dense, tables, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
+            self.loop = _GenericLoop(
+                model, sched, counts, objective, batch_size, self.optimizers, rng
+            )
 
     def epoch_units(self) -> int:
         return self.sched.n_events
@@ -516,7 +565,10 @@ class GRU4RecStrategy:
             self.loop.write_back()
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"optimizer": self.opt.state_dict()}
+        """``optimizers``: the autograd loop's optimisers' ``state_dict()`` (the fast loop has
+        none: its ``packed`` tables hold weights and optimiser state); ``sampler``: the
+        negative sampler's bulk cache."""
+        state: dict[str, Any] = {"optimizers": [o.state_dict() for o in self.optimizers]}
         sampler = self.loop.sampler
         state["sampler"] = sampler.state_dict() if sampler is not None else None
         if isinstance(self.loop, _FastLoop):
@@ -524,7 +576,15 @@ class GRU4RecStrategy:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.opt.load_state_dict(state["optimizer"])
+        saved = state.get("optimizers")
+        if saved is None or len(saved) != len(self.optimizers):
+            raise ArtifactError(
+                "the checkpoint's optimiser state does not match this GRU4Rec training "
+                "(written by another seqrec version?); delete the checkpoint to start over"
+            )
+        for opt, s in zip(self.optimizers, saved, strict=True):
+            # checkpoints store mappings with string keys; torch's state is keyed by index
+            opt.load_state_dict({**s, "state": {int(k): v for k, v in s["state"].items()}})
         if state.get("sampler") is not None and self.loop.sampler is not None:
             self.loop.sampler.load_state_dict(state["sampler"])
         if isinstance(self.loop, _FastLoop):
