@@ -29,7 +29,7 @@ def _names() -> set[str]:
 def test_seam_module_names_no_model(module):
     source = inspect.getsource(module)
     found = sorted(
-        n for n in _names() if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", source)
+        n for n in _names() if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w-])", source)
     )
     assert not found, f"{module.__name__} names model(s) {found}"
     assert "isinstance(model" not in source.replace("isinstance(model, SupportsReplay)", "")
