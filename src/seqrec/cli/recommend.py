@@ -148,6 +148,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             f"seqrec: dropped {n_unknown} unknown item id(s): {[i for i, ok in zip(ids, known, strict=True) if not ok][:10]}"
         )
     session = [i for i, ok in zip(ids, known, strict=True) if ok]
+    if not session:
+        note("seqrec: no known item in the session: the model's empty-history answer follows")
     recs = rec.recommend(session, k=args.k, exclude_seen=args.exclude_seen)
     if args.json:
         out(json.dumps(recs.to_dicts(), default=str))
