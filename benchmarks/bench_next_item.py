@@ -50,7 +50,7 @@ METRICS = ["recall@10", "recall@20", "mrr@20", "ndcg@10", "ndcg@20"]
 VALID_METRIC = "ndcg@10"
 
 # SASRec: the same settings on every protocol, only the loss varies between the variants.
-_SASREC = {"max_len": 50, "hidden": 64, "blocks": 2, "heads": 1, "dropout": 0.2}
+_SASREC = {"max_len": 50, "hidden": 64, "blocks": 2, "heads": 1, "dropout": 0.5}
 _SASREC_TRAIN = {"epochs": 200, "patience": 10, "batch_size": 128, "learning_rate": 1e-3}
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -75,6 +75,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "sknn": {"model": {"name": "sknn"}},
     "vsknn": {"model": {"name": "vsknn"}},
 }
+NO_VALID_EPOCHS = 30
+"""Epochs of a trained model on a protocol without a valid part (yoochoose: test only)."""
 LOO_ONLY = {"sasrec-bce", "sasrec-gbce", "sasrec-ssm"}  # loss comparison on one protocol
 NEURAL = {"gru4rec", "sasrec-ce", "sasrec-bce", "sasrec-gbce", "sasrec-ssm"}
 
@@ -112,8 +114,9 @@ def worker(protocol: str, model_name: str, threads: int, max_epochs: int | None)
         model_cfg = spec.config.model_validate(entry["model"])
         objective = None
         train = {**entry.get("train", {}), **base_train}
-        if not has_valid:
+        if not has_valid:  # no early stopping: a fixed budget
             train.pop("patience", None)
+            train["epochs"] = min(train.get("epochs", NO_VALID_EPOCHS), NO_VALID_EPOCHS)
     if max_epochs is not None and "epochs" in train:
         train["epochs"] = min(train["epochs"], max_epochs)
     rec = Recommender(model_cfg, objective, TrainConfig.model_validate(train), seed=cfg.seed)

@@ -158,7 +158,7 @@ def test_score_uses_the_last_max_len_items_and_empty_history_is_finite():
 # ------------------------------------------------------------------ truncation
 def test_training_sequences_are_truncated_from_the_left():
     L = 5
-    cfg = SASRecConfig(max_len=L, hidden=8, dropout=0.0)
+    cfg = SASRecConfig(max_len=L, hidden=8, dropout=0.0, train_windows="last")
     tail = [3, 4, 5, 6, 7, 8]  # the last L + 1 = 6 items
     seqs = [[9, 1, 2] + tail, [2, 3], [4, 5, 6], [1]]
     other = [[5, 5, 5, 5] + tail] + seqs[1:]  # differs only before the last L + 1 items
@@ -303,7 +303,7 @@ def test_ml100k_leave_one_out_quick_check(data_dir):
 
     pop = torch.from_numpy(np.log1p(train.item_counts()).astype(np.float32))
     pop_hr = hr10(pop.expand(len(pos), -1).clone())
-    cfg = SASRecConfig(max_len=50)
+    cfg = SASRecConfig(max_len=50, train_windows="last")
     torch.manual_seed(0)
     model = SASRec(cfg, train.n_items)
     strategy = SASRecStrategy(cfg, TrainConfig(epochs=20, progress=False))
@@ -350,8 +350,21 @@ def test_truncation_is_counted_in_the_fit_report():
     rows = [(s, 1000 + (s * 7 + t) % 30, float(t)) for s in range(6) for t in range(4 + s * 3)]
     df = pl.DataFrame(rows, schema=["session_id", "item_id", "timestamp"], orient="row")
     rec = Recommender(
-        SASRecConfig(max_len=8, hidden=8), train=TrainConfig(epochs=1, progress=False, device="cpu")
+        SASRecConfig(max_len=8, hidden=8, train_windows="last"),
+        train=TrainConfig(epochs=1, progress=False, device="cpu"),
     ).fit(df)
     lengths = [4 + s * 3 for s in range(6)]
     assert rec.fit_info_["training"]["truncated_sequences"] == sum(n > 9 for n in lengths)
     assert rec.fit_info_["training"]["max_len"] == 8
+
+
+def test_all_windows_train_every_event_once():
+    L = 3
+    seqs = [[1, 2, 3, 4, 5, 6, 7], [8, 9], [3]]
+    data = SequenceData.from_lists(seqs, n_items=10)
+    cfg = SASRecConfig(max_len=L, hidden=8, dropout=0.0)  # train_windows="all" (default)
+    _, strategy = _strategy(cfg, data, batch_size=8)
+    assert strategy.n_truncated == 0 and strategy.n_skipped == 1
+    assert strategy.epoch_units() == 3  # [4..7], [1..4] and [8, 9]: windows overlapping by 1
+    _, n = strategy.run_epoch(None)
+    assert n == 6 + 1  # every event but the first of its sequence is a target once

@@ -206,3 +206,28 @@ def padded_last(data: SequenceData, max_len: int, *, pad: int = 0) -> tuple[np.n
     col = max_len - np.repeat(lengths, lengths) + within
     out[row, col] = data.items[src]
     return out, lengths.astype(np.int64)
+
+
+def sliding_windows(data: SequenceData, size: int) -> SequenceData:
+    """Every sequence cut into windows of at most ``size`` items that overlap by one item,
+    from the end: ``[n - size, n)``, ``[n - 2 size + 1, n - size + 1)``, ... so that every
+    event but the first of its sequence is the target of exactly one window position.
+
+    Sequences with fewer than 2 items give no window. Vectorised (no loop over sequences).
+    """
+    if size < 2:
+        raise DataError(f"window size must be >= 2, got {size}")
+    n = data.lengths
+    step = size - 1
+    m = np.where(n >= 2, (n - 1 + step - 1) // step, 0)  # windows per sequence
+    seq = np.repeat(np.arange(len(n)), m)
+    j = np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)
+    end = data.offsets[seq] + n[seq] - j * step  # absolute, exclusive
+    start = np.maximum(data.offsets[seq], end - size)
+    win_len = end - start
+    offsets = np.zeros(len(win_len) + 1, dtype=np.int64)
+    np.cumsum(win_len, out=offsets[1:])
+    pos = np.repeat(start, win_len) + (
+        np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], win_len)
+    )
+    return SequenceData(items=data.items[pos], offsets=offsets, n_items=data.n_items)

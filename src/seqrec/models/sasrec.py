@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from seqrec.data.batching import padded_last
+from seqrec.data.batching import padded_last, sliding_windows
 from seqrec.data.query import QueryBatch
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import ArtifactError, ConfigError, DataError, DivergenceError
@@ -101,6 +101,11 @@ class SASRecConfig(BaseModel):
         Negatives are drawn proportional to ``count ** sample_alpha`` over training items
         (0: uniform over the items seen in training); ``None``: the loss's default
         (0 for ``bce``/``gbce``, 1 for ``sampled-softmax``).
+    train_windows
+        ``"all"`` (default): a training sequence longer than ``max_len + 1`` is cut into
+        windows of ``max_len + 1`` items overlapping by one, from its end, so every event is
+        a training target once (:func:`seqrec.data.batching.sliding_windows`); ``"last"``:
+        only its last ``max_len + 1`` items, as the paper (the rest is dropped and counted).
     gbce_t
         gBCE calibration ``t`` in [0, 1] (0: plain BCE; the gSASRec paper's best: 0.75).
 
@@ -120,6 +125,7 @@ class SASRecConfig(BaseModel):
     n_negatives: int | None = Field(None, ge=1)
     sample_alpha: float | None = Field(None, ge=0.0, le=1.0)
     gbce_t: float = Field(0.75, ge=0.0, le=1.0)
+    train_windows: Literal["all", "last"] = "all"
 
     @model_validator(mode="after")
     def _check(self) -> SASRecConfig:
@@ -309,9 +315,11 @@ class SASRecStrategy:
     """Trains a :class:`SASRec` in place (the :class:`~seqrec.models.base.TrainingStrategy`
     protocol).
 
-    ``setup`` cuts every training sequence with at least 2 items to its last ``L + 1``
-    items (left truncation: ``n_truncated`` counts the sequences that lost items,
-    ``n_skipped`` those too short to train on) and builds the optimiser. Each
+    ``setup`` cuts every training sequence with at least 2 items into windows of ``L + 1``
+    items (``train_windows="all"``: all of it, in windows overlapping by one item;
+    ``"last"``: its last ``L + 1`` items, left truncation as the paper — ``n_truncated``
+    counts the sequences that lost items, ``n_skipped`` those too short to train on) and
+    builds the optimiser. Each
     ``run_epoch`` shuffles the sequences with the trainer's generator and, per batch of
     ``train.batch_size`` sequences, feeds ``items[:-1]`` and trains every position on
     ``items[1:]`` at once. ``run_epoch`` returns ``(sum of per-position losses, number of
@@ -355,7 +363,16 @@ class SASRecStrategy:
         self.n_skipped = int(len(lengths) - len(keep))
         if len(keep) == 0:
             raise DataError("no training sequence has 2 or more items: nothing to predict")
-        self.n_truncated = int((lengths[keep] > cfg.max_len + 1).sum())
+        long = int((lengths[keep] > cfg.max_len + 1).sum())
+        self.n_truncated = long if cfg.train_windows == "last" else 0
+        if long and cfg.train_windows == "all":
+            logger.info(
+                "SASRec: %d of %d training sequences are longer than max_len + 1 = %d and "
+                "were cut into windows overlapping by one item",
+                long,
+                len(keep),
+                cfg.max_len + 1,
+            )
         if self.n_truncated:
             logger.info(
                 "SASRec: %d of %d training sequences are longer than max_len + 1 = %d and "
@@ -367,7 +384,10 @@ class SASRecStrategy:
             )
         if self.n_skipped:
             logger.info("SASRec: %d training sequence(s) with < 2 items skipped", self.n_skipped)
-        window, window_len = padded_last(data.select(keep), cfg.max_len + 1)
+        seqs = data.select(keep)
+        if cfg.train_windows == "all":
+            seqs = sliding_windows(seqs, cfg.max_len + 1)
+        window, window_len = padded_last(seqs, cfg.max_len + 1)
         self._window = window  # (S, L + 1) int64, left-padded
         self._window_len = window_len  # (S,)
         counts = data.item_counts()
@@ -490,7 +510,8 @@ class SASRecStrategy:
     def info(self) -> dict[str, Any]:
         """Facts about the training data for the run's report (``fit_info_["training"]``)."""
         return {
-            "sequences": int(len(self._window)) if self._model is not None else 0,
+            "windows": int(len(self._window)) if self._model is not None else 0,
+            "train_windows": self.config.train_windows,
             "truncated_sequences": self.n_truncated,
             "skipped_sequences": self.n_skipped,
             "max_len": self.config.max_len,
