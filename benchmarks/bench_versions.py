@@ -29,6 +29,8 @@ def run_speed(tree: Path, threads: int, epochs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speed.json"
         env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": str(threads)}
+        if "SEQREC_DATA" in env:  # the runs' cwd is the tree: make a relative path absolute
+            env["SEQREC_DATA"] = str(Path(env["SEQREC_DATA"]).resolve())
         cmd = [
             sys.executable,
             str(tree / "benchmarks" / "bench_gru4rec.py"),
