@@ -1,7 +1,6 @@
 """The contract every registered model passes (seqrec.testing, parametrised over MODELS),
 plus facade-level checks."""
 
-import numpy as np
 import polars as pl
 import pytest
 import torch
