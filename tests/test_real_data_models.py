@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from seqrec.datasets import load_dataset
-from seqrec.models.gru4rec import ObjectiveConfig
 from seqrec.models import GRU4RecConfig, PopularityConfig
+from seqrec.models.gru4rec import ObjectiveConfig
 from seqrec.recommender import Recommender
 from seqrec.split import leave_last_out, presplit
 from seqrec.train import TrainConfig
