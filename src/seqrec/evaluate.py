@@ -81,24 +81,30 @@ def iter_scores(
     flags = data.target_mask()
     if not flags.any():
         return
+    items = torch.from_numpy(data.items.astype(np.int64)).to(device)  # shared by all batches
+
+    def prefixes(pos: np.ndarray) -> QueryBatch:
+        return QueryBatch.prefixes(data, pos, device=device, exclude_seen=exclude_seen, items=items)
+
     use_replay = isinstance(model, SupportsReplay) if replay is None else replay
-    if use_replay:
-        chunks: Iterator[tuple[Tensor, Tensor]] = model.replay(data, batch_size=batch_size)
+    chunks: Iterator[tuple[Tensor, Tensor, QueryBatch | None]]
+    if use_replay:  # the prefix queries are only needed for exclude_seen's mask
+        chunks = ((s, p, None) for s, p in model.replay(data, batch_size=batch_size))
     else:
         positions = np.flatnonzero(flags)
 
-        def scored() -> Iterator[tuple[Tensor, Tensor]]:
+        def scored() -> Iterator[tuple[Tensor, Tensor, QueryBatch | None]]:
             for a in range(0, len(positions), batch_size):
                 pos = positions[a : a + batch_size]
-                q = QueryBatch.prefixes(data, pos, device=device)
-                yield model.score(q).to(device), torch.from_numpy(pos).to(device)
+                q = prefixes(pos)
+                yield model.score(q).to(device), torch.from_numpy(pos).to(device), q
 
         chunks = scored()
-    items = torch.from_numpy(data.items.astype(np.int64)).to(device)
     with torch.no_grad():
-        for scores, pos in chunks:
+        for scores, pos, q in chunks:
             if exclude_seen:
-                q = QueryBatch.prefixes(data, pos.cpu().numpy(), device=device, exclude_seen=True)
+                if q is None:
+                    q = prefixes(pos.cpu().numpy())
                 mask = q.exclusion_mask(scores.shape[1])
             else:
                 scores = scores.clone()

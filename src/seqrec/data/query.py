@@ -147,11 +147,15 @@ class QueryBatch:
         *,
         device: torch.device | str = "cpu",
         exclude_seen: bool = False,
+        items: Tensor | None = None,
     ) -> QueryBatch:
         """The prefix queries of target events: query ``j`` is the history before event
         ``positions[j]`` (an index into ``data.items``) within its sequence. Vectorised;
-        the prefixes are views of ``data.items`` (no copy)."""
+        the prefixes are views of one int64 copy of ``data.items`` on ``device`` — pass it
+        as ``items`` to share it between the batches of one pass over ``data``."""
         positions = np.asarray(positions, dtype=np.int64)
+        if items is None:
+            items = torch.from_numpy(data.items.astype(np.int64)).to(device)
         seq = np.searchsorted(data.offsets, positions, side="right") - 1
         starts = data.offsets[seq]
         times = None
@@ -161,7 +165,7 @@ class QueryBatch:
         if users is None and data.session_ids is not None:
             users = data.session_ids[seq]
         return cls(
-            items=torch.from_numpy(data.items.astype(np.int64)).to(device),
+            items=items,
             starts=torch.from_numpy(starts).to(device),
             ends=torch.from_numpy(positions).to(device),
             n_items=data.n_items,
