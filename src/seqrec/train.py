@@ -307,6 +307,7 @@ class Trainer:
         fork_devices = [device] if device.type == "cuda" else []
         history: list[EpochLog] = []
         best, best_state, bad_epochs, start = -math.inf, None, 0, 1
+        best_meta: dict[str, Any] = {}
         with torch.random.fork_rng(devices=fork_devices), flush_denormals():
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
             ckpt = self.checkpoint_path
@@ -319,6 +320,7 @@ class Trainer:
                 history = [EpochLog(**h) for h in state["history"]]
                 best = state["best"] if state["best"] is not None else -math.inf
                 best_state = state.get("best_state")
+                best_meta = state.get("best_meta") or {}
                 bad_epochs, start = state["bad_epochs"], state["epoch"] + 1
                 logger.info("resumed from %s after epoch %d", ckpt, state["epoch"])
                 if state.get("stopped"):
@@ -370,8 +372,8 @@ class Trainer:
                     score = log.valid.get(cfg.valid_metric, -math.inf)
                     if score > best:
                         best, bad_epochs = score, 0
-                        best_state = model_state(model)[0]
-                        best_state = {k: v.clone() for k, v in best_state.items()}
+                        tensors, best_meta = model_state(model)
+                        best_state = {k: v.clone() for k, v in tensors.items()}
                     else:
                         bad_epochs += 1
                         stop = bad_epochs >= cfg.patience
@@ -385,6 +387,7 @@ class Trainer:
                         epoch,
                         best,
                         best_state,
+                        best_meta,
                         bad_epochs,
                         history,
                         stop,
@@ -395,7 +398,7 @@ class Trainer:
                     )
                     break
         if best_state is not None:
-            load_model_state(model, best_state, model_state(model)[1])
+            load_model_state(model, best_state, best_meta)
         if hasattr(model, "eval"):
             model.eval()
         return history
@@ -411,6 +414,7 @@ class Trainer:
         epoch: int,
         best: float,
         best_state: dict[str, torch.Tensor] | None,
+        best_meta: dict[str, Any],
         bad_epochs: int,
         history: list[EpochLog],
         stopped: bool,
@@ -427,6 +431,7 @@ class Trainer:
             "torch_rng": _rng_state(devices),
             "best": best if math.isfinite(best) else None,
             "best_state": best_state,
+            "best_meta": best_meta,
             "bad_epochs": bad_epochs,
             "history": [asdict(h) for h in history],
         }
