@@ -306,9 +306,7 @@ def _optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
 def _resolved(train: TrainConfig) -> TrainConfig:
     """``train`` with unset fields filled from :data:`TRAIN_DEFAULTS` (a no-op when the
     caller already resolved it with the spec's ``train_defaults``)."""
-    if hasattr(train, "resolved"):
-        return train.resolved(TRAIN_DEFAULTS, "sasrec")
-    return train
+    return train.resolved(TRAIN_DEFAULTS, "sasrec")
 
 
 class SASRecStrategy:

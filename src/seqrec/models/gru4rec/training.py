@@ -510,6 +510,7 @@ class GRU4RecStrategy:
     def __init__(
         self, config: GRU4RecConfig, objective: ObjectiveConfig | None, train: TrainConfig
     ) -> None:
+        train = train.resolved(TRAIN_DEFAULTS, "gru4rec")  # no-op if the caller did it
         if train.optimizer not in ("adagrad", "adam", "adamw"):
             raise ConfigError(
                 f"gru4rec supports optimizer 'adagrad', 'adam' or 'adamw', not {train.optimizer!r}"
@@ -522,7 +523,7 @@ class GRU4RecStrategy:
         self, model: GRU4Rec, data: SequenceData, *, rng: np.random.Generator, device: torch.device
     ) -> None:
         cfg, objective = self.train, self.objective
-        batch_size = int(cfg.batch_size or TRAIN_DEFAULTS["batch_size"])
+        batch_size = int(cfg.batch_size)  # type: ignore[arg-type]  # resolved
         self.model = model
         self.sched = sched = TorchSessionSchedule(
             session_parallel_schedule(data, batch_size), device
@@ -531,7 +532,7 @@ class GRU4RecStrategy:
         fast_loop = cfg.fused and can_fuse(model, objective)
         tables = [] if fast_loop else _sparse_tables(model)
         dense = [p for p in model.parameters() if all(p is not t for t in _sparse_tables(model))]
-        lr = float(cfg.learning_rate or TRAIN_DEFAULTS["learning_rate"])
+        lr = float(cfg.learning_rate)  # type: ignore[arg-type]  # resolved
         name = str(cfg.optimizer)
         if fast_loop:
             # weights and optimiser state live in the loop's packed tables
@@ -603,6 +604,5 @@ def fit_session_parallel(
 ) -> list[EpochLog]:
     """Train ``model`` in place with GRU4Rec's strategy and the generic Trainer (a shortcut
     for tests and notebooks; :class:`~seqrec.recommender.Recommender` does the same)."""
-    config = config.resolved(TRAIN_DEFAULTS, "gru4rec")
-    strategy = GRU4RecStrategy(model.config, objective, config)
-    return Trainer(config, seed=seed, validate=validate).fit(model, strategy, data)
+    strategy = GRU4RecStrategy(model.config, objective, config)  # resolves the defaults
+    return Trainer(strategy.train, seed=seed, validate=validate).fit(model, strategy, data)
