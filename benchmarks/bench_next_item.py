@@ -231,10 +231,7 @@ def fmt(v: Any, digits: int = 4) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     cols = [
         ("model", lambda r: r["model"]),
-        *[
-            (m, lambda r, m=m: r.get("test", {}).get(m.replace("recall", "recall")))
-            for m in METRICS
-        ],
+        *[(m, lambda r, m=m: r.get("test", {}).get(m)) for m in METRICS],
         ("train s", lambda r: r.get("train_seconds")),
         ("s/epoch", lambda r: r.get("seconds_per_epoch")),
         ("epochs", lambda r: r.get("epochs")),

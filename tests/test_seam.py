@@ -28,8 +28,6 @@ def _names() -> set[str]:
 @pytest.mark.parametrize("module", SEAM, ids=lambda m: m.__name__)
 def test_seam_module_names_no_model(module):
     source = inspect.getsource(module)
-    found = sorted(
-        n for n in _names() if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w-])", source)
-    )
+    found = sorted(n for n in _names() if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w-])", source))
     assert not found, f"{module.__name__} names model(s) {found}"
     assert "isinstance(model" not in source.replace("isinstance(model, SupportsReplay)", "")

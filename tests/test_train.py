@@ -138,7 +138,9 @@ class _CountingStrategy:
 
 def test_divergence_names_the_epoch():
     model = torch.nn.Linear(2, 2)
-    t = Trainer(TrainConfig(epochs=3, progress=False, batch_size=1, optimizer="adam", learning_rate=1))
+    t = Trainer(
+        TrainConfig(epochs=3, progress=False, batch_size=1, optimizer="adam", learning_rate=1)
+    )
     with pytest.raises(DivergenceError, match="epoch 2"):
         t.fit(model, _CountingStrategy([1.0, math.nan, 1.0]), _tiny_data())
 
@@ -154,7 +156,9 @@ def test_early_stopping_keeps_the_best_state_and_resume_refuses_a_changed_config
             best_weight["w"] = m.weight.detach().clone()
         return {"recall@20": s}
 
-    cfg = TrainConfig(epochs=5, patience=2, progress=False, batch_size=1, optimizer="adam", learning_rate=1)
+    cfg = TrainConfig(
+        epochs=5, patience=2, progress=False, batch_size=1, optimizer="adam", learning_rate=1
+    )
     t = Trainer(cfg, seed=0, validate=validate, checkpoint_dir=tmp_path, fingerprint={"a": 1})
     hist = t.fit(model, _CountingStrategy([1.0] * 5), _tiny_data())
     assert [h.epoch for h in hist] == [1, 2, 3, 4]  # stopped 2 epochs after the best

@@ -224,7 +224,9 @@ class GRU4Rec(nn.Module):
         return self(items, batch.lengths)
 
     @torch.no_grad()
-    def replay(self, data: SequenceData, *, batch_size: int = 512) -> Iterator[tuple[Tensor, Tensor]]:
+    def replay(
+        self, data: SequenceData, *, batch_size: int = 512
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """Session-parallel evaluation: every sequence replayed once, event by event; at each
         target event (``data.target_mask()``) yield the scores given the events before it.
 
