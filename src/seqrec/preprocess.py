@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from seqrec._config import ConfigModel
 from seqrec.columns import Columns
 from seqrec.exceptions import ConfigError, DataError, SchemaError
 
@@ -49,7 +50,7 @@ def _time_sort_keys(df: pl.DataFrame, key: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- steps
-class Step(BaseModel):
+class Step(ConfigModel):
     """Base class of preprocessing steps: a frozen config that is callable on a frame.
 
     Fields may be given positionally in declaration order (``MinSessionLength(2)``) or by

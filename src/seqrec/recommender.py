@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from seqrec._checks import check_int, check_queries, id_list, item_array
+from seqrec._config import ConfigModel
 from seqrec.artifact import load_artifact, save_artifact
 from seqrec.columns import Columns
 from seqrec.data.query import Query, QueryBatch
@@ -41,7 +43,7 @@ from seqrec.train import EpochLog, TrainConfig, Trainer, resolve_device
 logger = logging.getLogger(__name__)
 
 
-class RecommenderConfig(BaseModel):
+class RecommenderConfig(ConfigModel):
     """Everything needed to rebuild a Recommender (saved as ``config.json``).
 
     ``objective`` is the extra training section a model's spec may take (a loss and
@@ -287,8 +289,10 @@ class Recommender:
             )
 
     # ------------------------------------------------------------- inference
-    def _encode(self, ids: Sequence[Any], unknown: Literal["drop", "error"]) -> np.ndarray:
-        arr = np.asarray(list(ids)) if len(ids) else np.asarray([], dtype=np.int64)
+    def _encode(
+        self, ids: Sequence[Any], unknown: Literal["drop", "error"], name: str = "items"
+    ) -> np.ndarray:
+        arr = item_array(ids, name, string_ids=self.vocab_.ids.dtype.kind == "U")
         return self.vocab_.encode(arr, unknown=unknown)
 
     def query_batch(
@@ -302,10 +306,12 @@ class Recommender:
         history items dropped, or an error with ``unknown="error"``; unknown exclude or
         candidate items are ignored)."""
         self._check_fitted()
+        queries = check_queries(queries, unknown=unknown, exclude_seen=exclude_seen)
         hist = [self._encode(q.items, unknown) for q in queries]
-        excl = [self._encode(q.exclude, "drop") for q in queries]
+        excl = [self._encode(q.exclude, "drop", "exclude") for q in queries]
         cands = [
-            None if q.candidates is None else self._encode(q.candidates, "drop") for q in queries
+            None if q.candidates is None else self._encode(q.candidates, "drop", "candidates")
+            for q in queries
         ]
         users = np.asarray([q.user_id for q in queries], dtype=object)
         return QueryBatch.from_lists(
@@ -343,8 +349,7 @@ class Recommender:
     ) -> list[Recommendation]:
         """Top-``k`` items for each query, best first (the one code path of ``recommend``,
         batch files and HTTP requests)."""
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
+        k = check_int(k, "k", minimum=1)
         batch = self.query_batch(queries, unknown=unknown, exclude_seen=exclude_seen)
         scores = self.score_batch(batch)
         k = min(k, len(self.vocab_))
@@ -371,15 +376,18 @@ class Recommender:
         An empty session (or one whose items are all unknown and dropped) gets the
         model's answer for an empty history (see :attr:`Recommendation.empty_history`).
         """
-        cand = None if candidates is None else list(candidates)
-        queries = [Query(items=list(s), candidates=cand) for s in sessions]
+        cand = None if candidates is None else id_list(candidates, "candidates", ordered=False)
+        queries = [
+            Query(items=id_list(s, "session"), candidates=cand)
+            for s in id_list(sessions, "sessions")
+        ]
         res = self.recommend_queries(queries, k, exclude_seen=exclude_seen, unknown=unknown)
         return [(r.items, r.scores) for r in res]
 
     def recommend(self, session_items: Sequence[Any], k: int = 20, **kwargs: Any) -> pl.DataFrame:
         """Top-``k`` next items for one live session (external ids), as a frame
         ``rank, item_id, score``."""
-        ids, scores = self.recommend_many([list(session_items)], k, **kwargs)[0]
+        ids, scores = self.recommend_many([id_list(session_items, "session_items")], k, **kwargs)[0]
         return pl.DataFrame(
             {
                 "rank": np.arange(1, len(ids) + 1),

@@ -30,11 +30,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from seqrec._config import ConfigModel
 from seqrec._io import fsync_dir, replace_dir
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import ArtifactError, ConfigError, DivergenceError, SeqrecError
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(ConfigModel):
     """How to train (the reference implementation's names in brackets).
 
     ``optimizer``, ``learning_rate`` and ``batch_size`` left unset (``None``) take the

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from seqrec._config import ConfigModel
 from seqrec.evaluate import Ties
 from seqrec.exceptions import ConfigError
 from seqrec.experiment.errors import UnionSection, friendly_errors
@@ -63,7 +64,7 @@ def model_config_classes() -> dict[str, type[BaseModel]]:
     return out
 
 
-class _Section(BaseModel):
+class _Section(ConfigModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -8,18 +8,16 @@ run lives (:func:`partial_dir`) and the removal of temporaries left by killed pr
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import shutil
 import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from seqrec._io import apply_umask, fsync_path, remove_path, remove_stale
 from seqrec.exceptions import ConfigError
 
 RESOLVED_CONFIG = "config.resolved.toml"
@@ -50,7 +48,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"{path} is a directory; pass an experiment file (.toml or .yaml)")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8); an experiment file is "
+            "TOML or YAML text"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the experiment file {path}: {e.strerror or e}") from None
     if suffix == ".toml":
         try:
             raw = tomllib.loads(text)
@@ -157,51 +163,12 @@ def write_text_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        apply_umask(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists (another user's) or cannot tell: keep its files
-    return True
-
-
-def remove_path(path: Path) -> None:
-    """Remove a file, link or directory tree (missing is fine)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def remove_stale(parent: Path, prefixes: Sequence[str]) -> list[Path]:
-    """Remove the entries of ``parent`` whose names start with one of ``prefixes``: the
-    temporaries (``.<name>.tmp-...``, ``.<name>.old-<pid>``) of killed processes.
-
-    A name ending in ``-<pid>`` of a process still alive is kept. Returns what was removed.
-    """
-    removed: list[Path] = []
-    if not parent.is_dir():
-        return removed
-    for p in parent.iterdir():
-        if not any(p.name.startswith(pre) for pre in prefixes):
-            continue
-        tail = p.name.rpartition("-")[2]
-        if tail.isdigit() and _pid_alive(int(tail)):
-            continue
-        remove_path(p)
-        removed.append(p)
-    return removed
 
 
 __all__ = [

@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import Tensor
 
+from seqrec._config import ConfigModel
 from seqrec.data.query import QueryBatch
 from seqrec.data.sequences import SequenceData
 from seqrec.models._scoring import (
@@ -43,7 +44,7 @@ def session_item_matrix(data: SequenceData, *, binary: bool) -> sp.csr_matrix:
 
 
 # --------------------------------------------------------------------------- item-kNN
-class ItemKNNConfig(BaseModel):
+class ItemKNNConfig(ConfigModel):
     """Item-kNN, as GRU4Rec's official ``baselines.py`` ``ItemKNN`` (Hidasi et al. 2016)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -131,7 +132,7 @@ def step_weight(kind: PositionWeighting, step: np.ndarray) -> np.ndarray:
     return 1.0 / np.log10(step + 1.7)  # "log"
 
 
-class SessionKNNConfig(BaseModel):
+class SessionKNNConfig(ConfigModel):
     """Session-kNN (SKNN; Jannach & Ludewig 2017, Ludewig & Jannach 2018)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -150,7 +151,7 @@ class SessionKNNConfig(BaseModel):
     """Order items with equal scores by training popularity."""
 
 
-class VSKNNConfig(BaseModel):
+class VSKNNConfig(ConfigModel):
     """Vector-multiplication session-kNN (V-SKNN; Ludewig & Jannach 2018)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -14,9 +14,10 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import Tensor
 
+from seqrec._config import ConfigModel
 from seqrec.data.query import QueryBatch
 from seqrec.data.sequences import SequenceData
 from seqrec.models._scoring import (
@@ -93,7 +94,7 @@ def rule_matrix(data: SequenceData, steps: int, weighting: Weighting = "same") -
 
 
 # ---------------------------------------------------------------------------- Markov
-class MarkovConfig(BaseModel):
+class MarkovConfig(ConfigModel):
     """First-order Markov chain: ``score(j) = #(last -> j)`` transitions in training."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -136,7 +137,7 @@ class Markov(ArrayModel):
 
 
 # ------------------------------------------------------------------ sequential rules
-class SequentialRulesConfig(BaseModel):
+class SequentialRulesConfig(ConfigModel):
     """Sequential rules (Ludewig & Jannach 2018; session-rec ``SequentialRules``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

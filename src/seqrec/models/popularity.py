@@ -10,9 +10,10 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import Tensor
 
+from seqrec._config import ConfigModel
 from seqrec.data.query import QueryBatch
 from seqrec.data.sequences import SequenceData
 from seqrec.exceptions import DataError
@@ -26,7 +27,7 @@ from seqrec.models._scoring import (
 from seqrec.models.base import ArrayModel, ModelSpec
 
 
-class PopularityConfig(BaseModel):
+class PopularityConfig(ConfigModel):
     """Most-popular items, the same list for every session (ties: lower index first)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -64,7 +65,7 @@ SPEC = ModelSpec(
 
 
 # ---------------------------------------------------------------------------- S-POP
-class SessionPopularityConfig(BaseModel):
+class SessionPopularityConfig(ConfigModel):
     """S-POP: the items of the current session by how often they occur in it, then the rest by
     training popularity (GRU4Rec's ``baselines.SessionPop``, Ludewig & Jannach 2018)."""
 
@@ -97,7 +98,7 @@ class SessionPopularity(ArrayModel):
 
 
 # ------------------------------------------------------------------------ recent pop
-class RecentPopularityConfig(BaseModel):
+class RecentPopularityConfig(ConfigModel):
     """Popularity over the last ``days`` days of the training data (session-rec's ``RPop``).
 
     The window is ``[t_max - days * 86400, t_max]`` with ``t_max`` the last training

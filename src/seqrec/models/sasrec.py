@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
+from seqrec._config import ConfigModel
 from seqrec.data.batching import padded_last, sliding_windows
 from seqrec.data.query import QueryBatch
 from seqrec.data.sequences import SequenceData
@@ -66,7 +67,7 @@ _CE_CHUNK_ELEMENTS = 1 << 23
 """Largest (positions x items) logits block of the full softmax held at once (32 MiB)."""
 
 
-class SASRecConfig(BaseModel):
+class SASRecConfig(ConfigModel):
     """SASRec's architecture and training objective.
 
     Parameters

@@ -16,15 +16,16 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
+from seqrec._config import ConfigModel
 from seqrec.data.batching import TorchSessionSchedule, session_parallel_schedule
 from seqrec.data.query import QueryBatch
 from seqrec.data.sequences import SequenceData
 
 
-class GRU4RecConfig(BaseModel):
+class GRU4RecConfig(ConfigModel):
     """Architecture of GRU4Rec.
 
     Parameters

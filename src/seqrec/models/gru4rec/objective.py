@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from seqrec._config import ConfigModel
 
 
-class ObjectiveConfig(BaseModel):
+class ObjectiveConfig(ConfigModel):
     """Loss and negatives for next-item training (GRU4Rec's names in brackets).
 
     Parameters
