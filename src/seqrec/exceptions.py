@@ -46,6 +46,15 @@ class DatasetNotFoundError(DataError):
     """A registered dataset is not present locally (and downloading was not allowed)."""
 
 
+class RequestError(SeqrecError, ValueError):
+    """An HTTP request to ``seqrec serve`` is invalid or over a limit; ``status`` is the
+    4xx status it is answered with."""
+
+    def __init__(self, message: str, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 __all__ = [
     "ArtifactError",
     "ConfigError",
@@ -53,6 +62,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DivergenceError",
     "NotFittedError",
+    "RequestError",
     "SchemaError",
     "SeqrecError",
     "UnknownItemError",

@@ -7,11 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import polars as pl
-import torch
 from pydantic import ValidationError
 
-from seqrec.cli import demo, evaluate, models, recommend, run, stats
+from seqrec.cli import demo, evaluate, models, recommend, run, serve, stats
 from seqrec.cli._common import EXIT_ERROR, FORMATTER, note
 from seqrec.exceptions import ConfigError, SeqrecError
 
@@ -23,13 +21,14 @@ examples:
   seqrec evaluate runs/ml100k_gru4rec --split test
   seqrec recommend runs/ml100k_gru4rec --items 50 181 -k 10
   seqrec recommend runs/ml100k_gru4rec --input sessions.csv --output recs.csv
+  seqrec serve runs/ml100k_gru4rec --titles ../shared/data/ml-100k/ml-100k.item  # HTTP + demo page
   seqrec models                                 # the registered models; 'seqrec models sasrec'
 
 Registered datasets are looked up in $SEQREC_DATA and the user cache (never downloaded
 unless an experiment sets data.download = true). Run 'seqrec COMMAND --help' for details.
 """
 
-SUBCOMMANDS = (demo, run, stats, evaluate, recommend, models)
+SUBCOMMANDS = (demo, run, stats, evaluate, recommend, serve, models)
 """The subcommand modules, in the order ``seqrec --help`` lists them; each has
 ``add_parser(subparsers)`` registering its parser with ``func`` = its handler."""
 
@@ -56,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="torch CPU threads (default: torch's choice; demo: 1)",
+        help="torch CPU threads (default: 1 for the demo and while the machine is busy, "
+        "else torch's choice)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
@@ -75,14 +75,43 @@ def _setup_logging(verbose: int) -> logging.Handler:
     return handler
 
 
+MAX_MESSAGE = 2000
+"""At most this many characters of an error message are printed (a message quoting a
+line of a one-line JSON file was once 12 MB)."""
+
+
 def _message(e: BaseException) -> str:
     if isinstance(e, ValidationError):
-        return f"invalid settings: {e}"
-    if isinstance(e, FileNotFoundError) and not isinstance(e, SeqrecError):
-        return f"file not found: {e.filename or e}"
-    if isinstance(e, OSError) and not isinstance(e, SeqrecError):
-        return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
-    return str(e) or type(e).__name__
+        text = f"invalid settings: {e}"
+    elif isinstance(e, FileNotFoundError) and not isinstance(e, SeqrecError):
+        text = f"file not found: {e.filename or e}"
+    elif isinstance(e, OSError) and not isinstance(e, SeqrecError):
+        text = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+    else:
+        text = str(e) or type(e).__name__
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 40] + f" ... ({len(text):,} characters in all)"
+    return text
+
+
+def default_threads(command: str) -> int | None:
+    """torch CPU threads when ``--threads`` is not given: 1 for the demo; for the other
+    commands 1 while the machine is busy (load average >= cores - 1), else torch's own
+    choice (all cores). OpenMP threads that find no free core spin at every barrier: on a
+    2-core machine with one other busy process a GRU4Rec run was 10x slower with 2 threads
+    than with 1 (see README, Performance notes)."""
+    import os
+
+    if command == "demo":
+        return 1
+    cores = os.cpu_count() or 1
+    if cores <= 1:
+        return 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return None
+    return 1 if load >= cores - 1 else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,18 +127,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_level = seqrec_logger.level
     if args.verbose:
         seqrec_logger.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
-    old_threads = torch.get_num_threads()
-    # tiny models (the demo) run fastest on one thread; several threads on a busy machine
-    # can be 100x slower (OpenMP barriers), so the demo defaults to 1
-    threads = args.threads if args.threads is not None else (1 if args.command == "demo" else None)
+    old_threads = None
+    needs_torch = args.command not in ("models",) and not getattr(args, "help_only", False)
+    threads = args.threads if args.threads is not None else default_threads(args.command)
     try:
-        if threads is not None:
-            if threads < 1:
-                raise ConfigError(f"--threads must be >= 1, got {threads}")
+        if args.threads is not None and args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        if threads is not None and needs_torch:
+            import torch
+
+            old_threads = torch.get_num_threads()
             torch.set_num_threads(threads)
         return int(args.func(args) or 0)
-    except (SeqrecError, ValidationError, OSError, pl.exceptions.PolarsError) as e:
+    except (SeqrecError, ValidationError, OSError) as e:
         if args.debug:
+            raise
+        note(f"seqrec: error: {_message(e)}")
+        return EXIT_ERROR
+    except Exception as e:
+        import polars as pl
+
+        if args.debug or not isinstance(e, pl.exceptions.PolarsError):
             raise
         note(f"seqrec: error: {_message(e)}")
         return EXIT_ERROR
@@ -121,5 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         seqrec_logger.removeHandler(handler)
         seqrec_logger.setLevel(old_level)
-        if torch.get_num_threads() != old_threads:
-            torch.set_num_threads(old_threads)
+        if old_threads is not None:
+            import torch
+
+            if torch.get_num_threads() != old_threads:
+                torch.set_num_threads(old_threads)
