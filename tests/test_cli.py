@@ -306,7 +306,7 @@ def test_recommend_single_session(trained: Path, capsys: pytest.CaptureFixture[s
     items = [str(i) for i in rec.vocab_.ids[:3].tolist()]
     assert main(["recommend", str(trained), "--items", *items, "-k", "5", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    want = rec.recommend([int(i) for i in items], k=5)
+    want = rec.recommend([int(i) for i in items], k=5, exclude_seen=True)  # the CLI default
     assert [r["item_id"] for r in got] == want["item_id"].to_list()
     assert [r["rank"] for r in got] == [1, 2, 3, 4, 5]
     assert main(["recommend", str(trained), "--items", *items, "424242", "-k", "3"]) == 0
@@ -334,6 +334,7 @@ def test_recommend_batch_csv_matches_recommend_many(
             "7",
             "--batch-size",
             "8",
+            "--no-exclude-seen",
         ]
     )
     assert code == 0
@@ -480,6 +481,7 @@ def test_recommend_batch_presorted(trained: Path, tmp_path: Path) -> None:
                 "--sorted",
                 "-k",
                 "3",
+                "--no-exclude-seen",
             ]
         )
         == 0

@@ -151,7 +151,7 @@ def test_step_config_validation_and_round_trip() -> None:
     assert MinSessionLength(3) == MinSessionLength(n=3)
     with pytest.raises(ConfigError, match="greater than or equal"):
         MinSessionLength(0)
-    with pytest.raises(ConfigError, match="Extra inputs"):
+    with pytest.raises(ConfigError, match="unknown key .typo."):
         MinItemSupport(n=5, typo=1)
     with pytest.raises(ConfigError, match="positional"):
         MinRating(1, 2)

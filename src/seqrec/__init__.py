@@ -1,7 +1,6 @@
 """seqrec: sequential recommendation (session-based next item, next basket)."""
 
 from seqrec.columns import Columns
-from seqrec.data import SequenceData, Vocabulary
 from seqrec.exceptions import (
     ArtifactError,
     ConfigError,
@@ -14,17 +13,51 @@ from seqrec.exceptions import (
 
 __version__ = "0.1.0"
 
-# imported after __version__: these modules read it when saving
-from seqrec.data.synthetic import synthetic_sessions  # noqa: E402
-from seqrec.datasets import load_dataset  # noqa: E402
-from seqrec.evaluate import EvalReport, evaluate  # noqa: E402
-from seqrec.experiment import ExperimentConfig, load_experiment, run, run_grid  # noqa: E402
-from seqrec.models import MODELS, GRU4Rec, GRU4RecConfig, Popularity, PopularityConfig  # noqa: E402
-from seqrec.models.gru4rec import ObjectiveConfig  # noqa: E402
-from seqrec.preprocess import Preprocessor, clean  # noqa: E402
-from seqrec.recommender import Recommender  # noqa: E402
-from seqrec.split import Split, leave_last_out, presplit, split_by_ratio, split_by_time  # noqa: E402
-from seqrec.train import TrainConfig  # noqa: E402
+# The rest is imported on first use (PEP 562), so that `seqrec --help` and the light parts
+# (readers, exceptions, configs) do not pay for importing torch.
+_LAZY: dict[str, tuple[str, str]] = {
+    "SequenceData": ("seqrec.data.sequences", "SequenceData"),
+    "Vocabulary": ("seqrec.data.vocab", "Vocabulary"),
+    "synthetic_sessions": ("seqrec.data.synthetic", "synthetic_sessions"),
+    "load_dataset": ("seqrec.datasets", "load_dataset"),
+    "EvalReport": ("seqrec.evaluate", "EvalReport"),
+    "evaluate": ("seqrec.evaluate", "evaluate"),
+    "ExperimentConfig": ("seqrec.experiment", "ExperimentConfig"),
+    "load_experiment": ("seqrec.experiment", "load_experiment"),
+    "run": ("seqrec.experiment", "run"),
+    "run_grid": ("seqrec.experiment", "run_grid"),
+    "MODELS": ("seqrec.models", "MODELS"),
+    "GRU4Rec": ("seqrec.models", "GRU4Rec"),
+    "GRU4RecConfig": ("seqrec.models", "GRU4RecConfig"),
+    "Popularity": ("seqrec.models", "Popularity"),
+    "PopularityConfig": ("seqrec.models", "PopularityConfig"),
+    "ObjectiveConfig": ("seqrec.models.gru4rec", "ObjectiveConfig"),
+    "Preprocessor": ("seqrec.preprocess", "Preprocessor"),
+    "clean": ("seqrec.preprocess", "clean"),
+    "Recommender": ("seqrec.recommender", "Recommender"),
+    "Split": ("seqrec.split", "Split"),
+    "leave_last_out": ("seqrec.split", "leave_last_out"),
+    "presplit": ("seqrec.split", "presplit"),
+    "split_by_ratio": ("seqrec.split", "split_by_ratio"),
+    "split_by_time": ("seqrec.split", "split_by_time"),
+    "TrainConfig": ("seqrec.train", "TrainConfig"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'seqrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "MODELS",

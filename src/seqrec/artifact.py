@@ -20,7 +20,6 @@ import datetime as _dt
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from seqrec._io import fsync_dir, replace_dir
+from seqrec._io import apply_umask, fsync_dir, replace_dir, temp_dir_for
 from seqrec.data.vocab import Vocabulary
 from seqrec.exceptions import ArtifactError
 
@@ -69,8 +68,7 @@ def save_artifact(
 ) -> Path:
     """Write a model directory atomically (a temp dir renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = temp_dir_for(path)  # .<name>.tmp-<pid>; dead writers' temporaries removed first
     try:
         (tmp / "config.json").write_text(config_json)
         save_file(
@@ -87,6 +85,7 @@ def save_artifact(
             "files": {f: _sha256(tmp / f) for f in FILES},
         }
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, default=float))
+        apply_umask(tmp)
         fsync_dir(tmp)
         replace_dir(tmp, path)
     except BaseException:
@@ -106,11 +105,17 @@ def load_artifact(path: str | Path) -> Artifact:
     if missing:
         raise ArtifactError(f"{path} is not a complete seqrec model: missing {missing}")
     try:
-        meta = json.loads((path / METADATA).read_text())
+        meta = json.loads((path / METADATA).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path / METADATA}: unreadable ({e})") from e
+        raise ArtifactError(
+            f"{path / METADATA}: unreadable ({_short(e)}); the model directory is damaged: "
+            "save or train the model again"
+        ) from None
     if not isinstance(meta, dict):
-        raise ArtifactError(f"{path / METADATA}: expected a JSON object")
+        raise ArtifactError(
+            f"{path / METADATA}: expected a JSON object, got {type(meta).__name__}; the model "
+            "directory is damaged: save or train the model again"
+        )
     if meta.get("artifact_version") != ARTIFACT_VERSION:
         raise ArtifactError(
             f"{path}: artifact version {meta.get('artifact_version')} is not supported "
@@ -120,20 +125,37 @@ def load_artifact(path: str | Path) -> Artifact:
     if not isinstance(sums, dict):
         raise ArtifactError(f"{path / METADATA}: has no file checksums")
     for f in FILES:
+        if not (path / f).is_file():
+            raise ArtifactError(f"{path / f}: not a file; the model directory is damaged")
         if sums.get(f) != _sha256(path / f):
             raise ArtifactError(
                 f"{path / f}: checksum mismatch (the file was changed or damaged after saving)"
             )
-    try:
-        config = json.loads((path / "config.json").read_text())
-        state = json.loads((path / "state.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path}: unreadable config.json/state.json ({e})") from e
-    if not isinstance(config, dict) or not isinstance(state, dict):
-        raise ArtifactError(f"{path}: config.json and state.json must hold JSON objects")
+    config = _json_object(path / "config.json")
+    state = _json_object(path / "state.json")
     try:
         tensors = load_file(str(path / "model.safetensors"))
-    except (OSError, SafetensorError) as e:
-        raise ArtifactError(f"{path / 'model.safetensors'}: unreadable ({e})") from e
-    vocab = Vocabulary.load(path / "vocab.json")
+    except (OSError, SafetensorError, ValueError, RuntimeError) as e:
+        raise ArtifactError(f"{path / 'model.safetensors'}: unreadable ({_short(e)})") from None
+    try:
+        vocab = Vocabulary.load(path / "vocab.json")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ArtifactError(
+            f"{path / 'vocab.json'}: not a seqrec vocabulary ({_short(e)})"
+        ) from None
     return Artifact(config=config, tensors=tensors, state=state, vocab=vocab, metadata=meta)
+
+
+def _short(e: BaseException, limit: int = 200) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_object(p: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{p}: unreadable ({_short(e)})") from None
+    if not isinstance(obj, dict):
+        raise ArtifactError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    return obj

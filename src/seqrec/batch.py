@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from seqrec._checks import check_bool, check_choice, check_int, quote
+from seqrec._io import apply_umask, fsync_path, remove_stale, stale_prefixes
 from seqrec.columns import Columns
 from seqrec.exceptions import ConfigError, DataError, SchemaError, UnknownItemError
 
@@ -34,7 +35,7 @@ def _known(ids: Sequence[Any], vocab: Any) -> np.ndarray:
     return known
 
 
-def _scan(path: Path) -> pl.LazyFrame:
+def _scan(path: Path, sep: str | None = None) -> pl.LazyFrame:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return pl.scan_parquet(path)
@@ -42,8 +43,54 @@ def _scan(path: Path) -> pl.LazyFrame:
         raise DataError(
             f"{path}: compressed input cannot be streamed; decompress it or convert it to Parquet"
         )
-    sep = "\t" if suffix in (".tsv", ".txt") else ","
+    if sep is None:
+        sep = "\t" if suffix in (".tsv", ".txt") else ","
+    if len(sep) != 1:
+        raise ConfigError(
+            f"batch input separator must be one character, got {sep!r}; convert the file to "
+            "CSV/TSV or Parquet"
+        )
     return pl.scan_csv(path, separator=sep, infer_schema_length=10_000)
+
+
+_ROW = "__seqrec_row"
+_TIME = "__seqrec_time"
+
+
+def _bad_rows(chunk: pl.DataFrame, mask: pl.Series, col: str) -> str:
+    """``row N: value`` for the first bad rows (N = 0-based data row of the input file)."""
+    bad = chunk.filter(mask).head(3)
+    return ", ".join(
+        f"row {r}: {quote(v, 40)}"
+        for r, v in zip(bad.get_column(_ROW).to_list(), bad.get_column(col).to_list(), strict=True)
+    )
+
+
+def _time_expr(dtype: pl.DataType, time_col: str) -> pl.Expr:
+    """The time column as Float64 (numbers, numeric text, datetimes); null where not numeric."""
+    col = pl.col(time_col)
+    if dtype == pl.Datetime or dtype == pl.Date:
+        return col.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64)
+    if dtype == pl.String:
+        return col.str.strip_chars().cast(pl.Float64, strict=False)
+    if dtype.is_numeric():
+        return col.cast(pl.Float64)
+    return pl.lit(None, dtype=pl.Float64)
+
+
+def _item_expr(dtype: pl.DataType, item_col: str, string_ids: bool) -> pl.Expr:
+    """The item column in the vocabulary's id type; ids of the other type are unknown
+    (null in ``_known``), floats only when integral."""
+    col = pl.col(item_col)
+    if string_ids:
+        if dtype.is_float():
+            return pl.when(col == col.floor()).then(col.cast(pl.Int64).cast(pl.String))
+        return col.cast(pl.String)
+    if dtype.is_integer():
+        return col.cast(pl.Int64)
+    if dtype.is_float():
+        return pl.when(col == col.floor()).then(col.cast(pl.Int64))
+    return col.cast(pl.String).str.strip_chars().str.to_integer(strict=False)
 
 
 def _session_chunks(lf: pl.LazyFrame, session_col: str, chunk_rows: int) -> Iterator[pl.DataFrame]:
@@ -78,6 +125,8 @@ def recommend_file(
     batch_size: int = 1024,
     unknown: str = "drop",
     presorted: bool = False,
+    sep: str | None = None,
+    file_order: bool = False,
 ) -> dict[str, int]:
     """Top-``k`` for every session of an event file, streamed, into a CSV/TSV/Parquet file.
 
@@ -90,12 +139,23 @@ def recommend_file(
 
     Polars' sort holds the selected columns of the whole input; with ``presorted`` (the rows
     of each session are already contiguous and in time order) the sort is skipped and the
-    file is streamed in constant memory.
+    file is streamed in constant memory; a session met again after another one (a
+    fragment, even chunks later) or events out of time order are then an error naming the
+    session.
+
+    Times must be numbers (or a datetime column): a non-numeric or NaN time is a
+    :class:`DataError` naming the row — text times would sort ``"10"`` before ``"9"``.
+    ``file_order=True`` ignores the time column and keeps each session's events in file
+    order (stable grouping by session). ``sep`` is the CSV field separator (default: tab
+    for .tsv/.txt, else comma).
+
+    Temporaries (``.<output>.tmp-<pid>``, ``.<output>.parts-<pid>/``) of killed earlier runs
+    writing the same output are removed on start.
     """
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    if unknown not in ("drop", "error"):
-        raise ConfigError(f"unknown must be 'drop' or 'error', got {unknown!r}")
+    batch_size = check_int(batch_size, "batch_size (--batch-size)", minimum=1)
+    k = check_int(k, "k", minimum=1)
+    check_choice(unknown, "unknown", ("drop", "error"))
+    check_bool(exclude_seen, "exclude_seen")
     src = Path(input_path).expanduser()
     dst = Path(output_path).expanduser()
     if not src.is_file():
@@ -103,48 +163,84 @@ def recommend_file(
     out_kind = dst.suffix.lower()
     if out_kind not in (".csv", ".tsv", ".parquet", ".pq"):
         raise ConfigError(f"--output must end in .csv, .tsv or .parquet, got {dst.name!r}")
-    lf = _scan(src)
+    lf = _scan(src, sep)
     try:
         schema = lf.collect_schema()
-    except (pl.exceptions.PolarsError, OSError) as e:
-        raise DataError(f"cannot read {src}: {str(e).splitlines()[0]}") from e
+    except (pl.exceptions.PolarsError, OSError, ValueError) as e:
+        raise DataError(f"cannot read {src}: {_first_line(e)}") from None
     missing = [c for c in (session_col, item_col) if c not in schema]
     if missing:
         raise SchemaError(
             f"{src}: column(s) {missing} not found; the file has {list(schema)}. Name them with "
             "--session-col / --item-col"
         )
-    use_time = time_col is not None and time_col in schema
-    if time_col is not None and not use_time and time_col != Columns.time:
-        raise SchemaError(f"{src}: time column {time_col!r} not found; the file has {list(schema)}")
-    cols = [session_col, item_col, *([time_col] if use_time else [])]
-    lf = lf.select(cols)
+    use_time = not file_order and time_col is not None and time_col in schema
+    if not file_order and time_col is not None and not use_time and time_col != Columns.time:
+        raise SchemaError(
+            f"{src}: time column {time_col!r} not found; the file has {list(schema)[:20]} "
+            "(name it with --time-col, or pass --file-order to keep file order)"
+        )
+    vocab = rec.vocab_
+    string_ids = vocab.ids.dtype.kind == "U"
+    exprs = [
+        pl.col(session_col),
+        pl.col(item_col),
+        _item_expr(schema[item_col], item_col, string_ids).alias("__seqrec_item"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(_ROW),
+    ]
+    if use_time:
+        exprs += [pl.col(time_col), _time_expr(schema[time_col], time_col).alias(_TIME)]
+    lf = lf.select(exprs)
     if not presorted:
-        lf = lf.sort([session_col, time_col] if use_time else [session_col], maintain_order=True)
+        lf = lf.sort([session_col, _TIME] if use_time else [session_col], maintain_order=True)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(dst.parent, stale_prefixes(dst))
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     parts_dir = None
+    seen: set[Any] = set()  # presorted: sessions already finished (fragments are errors)
     stats = {"sessions": 0, "events": 0, "rows": 0, "unknown_events": 0, "empty_sessions": 0}
-    vocab = rec.vocab_
     try:
         fh = None
         if out_kind in (".csv", ".tsv"):
             fh = tmp.open("wb")
         else:
-            parts_dir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.parts-", dir=dst.parent))
+            parts_dir = dst.with_name(f".{dst.name}.parts-{os.getpid()}")
+            shutil.rmtree(parts_dir, ignore_errors=True)
+            parts_dir.mkdir()
         n_part = 0
         try:
             for chunk in _session_chunks(lf, session_col, max(10_000, batch_size * 50)):
                 keys = chunk.get_column(session_col)
-                if keys.null_count() or chunk.get_column(item_col).null_count():
-                    raise DataError(f"{src}: missing session or item ids; drop or fix those rows")
-                if presorted and int((keys != keys.shift(1)).sum()) + 1 != keys.n_unique():
+                missing_ids = keys.is_null() | chunk.get_column(item_col).is_null()
+                if bool(missing_ids.any()):
                     raise DataError(
-                        f"{src}: --sorted was given but the rows of a session are not contiguous; "
-                        "drop --sorted to let seqrec sort the input"
+                        f"{src}: missing session or item ids "
+                        f"({_bad_rows(chunk, missing_ids, item_col)}); drop or fix those rows"
                     )
-                idx = vocab.lookup(chunk.get_column(item_col).to_numpy())
+                if use_time:
+                    t = chunk.get_column(_TIME)
+                    bad_t = (t.is_null() & chunk.get_column(time_col).is_not_null()) | t.is_nan()
+                    if bool(bad_t.any()):
+                        raise DataError(
+                            f"{src}: time column {time_col!r} is not numeric "
+                            f"({_bad_rows(chunk, bad_t, time_col)}); text times would be "
+                            'ordered as text ("10" before "9"): fix those rows, or pass '
+                            "--file-order (file_order=True) to keep each session's events in "
+                            "file order"
+                        )
+                    if bool(t.is_null().any()):
+                        raise DataError(
+                            f"{src}: missing times ({_bad_rows(chunk, t.is_null(), time_col)}); "
+                            "fix those rows or pass --file-order"
+                        )
+                if presorted:
+                    _check_presorted(chunk, keys, seen, src, use_time)
+                item_vals = chunk.get_column("__seqrec_item")
+                idx = np.zeros(chunk.height, dtype=np.int64)
+                ok = item_vals.is_not_null().to_numpy()
+                if ok.any():
+                    idx[ok] = vocab.lookup(item_vals.filter(item_vals.is_not_null()).to_numpy())
                 unknown_mask = idx == 0
                 n_unk = int(unknown_mask.sum())
                 if n_unk and unknown == "error":
@@ -159,9 +255,20 @@ def recommend_file(
                 stats["events"] += chunk.height
                 sessions = (
                     chunk.with_columns(pl.Series("_idx", idx))
+                    .filter(pl.col("_idx") > 0)
                     .group_by(session_col, maintain_order=True)
-                    .agg(pl.col(item_col), (pl.col("_idx") > 0).sum().alias("_known"))
+                    .agg(pl.col("__seqrec_item").alias(item_col))
                 )
+                all_keys = keys.unique(maintain_order=True)
+                if sessions.height != all_keys.len():  # sessions with no known item: empty
+                    sessions = (
+                        pl.DataFrame({session_col: all_keys})
+                        .join(sessions, on=session_col, how="left", maintain_order="left")
+                        .with_columns(
+                            pl.col(item_col).fill_null(pl.lit([], dtype=sessions.schema[item_col]))
+                        )
+                    )
+                sessions = sessions.with_columns(pl.col(item_col).list.len().alias("_known"))
                 stats["sessions"] += sessions.height
                 stats["empty_sessions"] += int((sessions.get_column("_known") == 0).sum())
                 for start in range(0, sessions.height, batch_size):
@@ -177,10 +284,17 @@ def recommend_file(
                     else:
                         out.write_parquet(parts_dir / f"part-{n_part:06d}.parquet")  # type: ignore[operator]
                     n_part += 1
-        except pl.exceptions.PolarsError as e:
-            raise DataError(f"cannot read {src}: {str(e).splitlines()[0]}") from e
+        except (pl.exceptions.PolarsError, OSError) as e:
+            if isinstance(e, OSError) and not isinstance(e, pl.exceptions.PolarsError):
+                raise
+            raise DataError(
+                f"cannot read {src}: {_first_line(e)}; check the separator (--sep) and that "
+                "every row has the same fields"
+            ) from None
         finally:
             if fh is not None:
+                fh.flush()
+                os.fsync(fh.fileno())
                 fh.close()
         if fh is not None and n_part == 0:
             tmp.write_text(
@@ -201,7 +315,10 @@ def recommend_file(
                         "score": pl.Float64,
                     }
                 ).write_parquet(tmp)
+        apply_umask(tmp)
+        fsync_path(tmp)
         os.replace(tmp, dst)
+        fsync_path(dst.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -209,6 +326,45 @@ def recommend_file(
         if parts_dir is not None:
             shutil.rmtree(parts_dir, ignore_errors=True)
     return stats
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    text = (str(e).splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_presorted(
+    chunk: pl.DataFrame, keys: pl.Series, seen: set[Any], src: Path, use_time: bool
+) -> None:
+    """``--sorted``: each session contiguous (within the chunk and never seen in an earlier
+    chunk) and, with times, in time order; errors name the session."""
+    starts = keys != keys.shift(1)
+    starts[0] = True
+    run_keys = keys.filter(starts)
+    dup = run_keys.is_duplicated()
+    if bool(dup.any()):
+        sid = run_keys.filter(dup)[0]
+        raise DataError(
+            f"{src}: --sorted was given but the rows of session {quote(sid, 40)} are not "
+            "contiguous; drop --sorted to let seqrec sort the input"
+        )
+    again = [k for k in run_keys.to_list() if k in seen]
+    if again:
+        raise DataError(
+            f"{src}: --sorted was given but session {quote(again[0], 40)} appears again after "
+            "other sessions (its rows are not contiguous); drop --sorted to let seqrec sort "
+            "the input"
+        )
+    seen.update(run_keys.to_list())
+    if use_time:
+        t = chunk.get_column(_TIME)
+        back = (t < t.shift(1)) & ~starts
+        if bool(back.any()):
+            sid = keys.filter(back)[0]
+            raise DataError(
+                f"{src}: --sorted was given but the events of session {quote(sid, 40)} are not "
+                "in time order; drop --sorted to let seqrec sort the input"
+            )
 
 
 def _score_batch(

@@ -475,11 +475,16 @@ class Recommender:
             ) from e
         rec = cls.from_config(cfg, device=device)
         rec.vocab_ = art.vocab
-        model = rec.spec.build(cfg.model, rec.vocab_.n_items)
         try:
+            model = rec.spec.build(cfg.model, rec.vocab_.n_items)
             load_model_state(model, art.tensors, art.state)
         except ArtifactError as e:
             raise ArtifactError(f"{path}: {e}") from e
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
+            raise ArtifactError(
+                f"{path}: model.safetensors/state.json do not fit config.json and vocab.json "
+                f"({type(e).__name__}: {str(e)[:200]}); save or train the model again"
+            ) from None
         rec.model_ = model.to(resolve_device(device)).eval()
         rec.fit_info_ = art.metadata.get("fit", {})
         rec.history_ = []

@@ -17,6 +17,7 @@ from seqrec.cli._common import (
     artifact_dir,
     common_options,
     data_config,
+    data_options,
     is_experiment_file,
     load_model,
     note,
@@ -124,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "--set needs an experiment: pass --experiment FILE or a run directory"
             )
         if args.data is not None:
-            data = data_config(args.data, data_dir=args.data_dir, fmt=args.format)
+            data = data_config(args.data, **data_options(args))
     candidates = _candidates(args.candidates)
     if source is None and args.split == "all" and data is None:
         raise ConfigError("--split all needs DATA (a dataset name or an event file)")

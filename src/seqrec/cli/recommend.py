@@ -8,15 +8,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from seqrec.batch import _known, recommend_file
-from seqrec.cli._common import FORMATTER, common_options, load_model, note, out
+from seqrec.cli._common import FORMATTER, common_options, load_model, note, out, parse_sep
 from seqrec.columns import Columns
 from seqrec.exceptions import ConfigError, UnknownItemError
 
 EPILOG = """\
 Single session: item ids in order (oldest first) after --items; prints rank, item, score.
 
-Batch: --input FILE (CSV/TSV or Parquet with a session, an item and optionally a time
-column) -> --output FILE (.csv, .tsv or .parquet) with one row per session and rank:
+The session's own items are not recommended again by next-item models unless
+--no-exclude-seen (next-basket models recommend repeats unless --exclude-seen).
+
+Batch: --input FILE (CSV/TSV or Parquet with a session, an item and optionally a numeric
+time column; --file-order ignores the time column) -> --output FILE (.csv, .tsv or .parquet) with one row per session and rank:
 session_id, rank, item_id, score (external ids). The input is streamed: sessions are
 sorted (skipped with --sorted) and read in chunks, scored --batch-size sessions at a
 time, and the output is written to a temporary file renamed at the end. Events with
@@ -52,7 +55,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("-k", type=int, default=20, help="items per session (default: 20)")
     p.add_argument(
-        "--exclude-seen", action="store_true", help="never recommend items already in the session"
+        "--exclude-seen",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="never recommend items already in the session (default: on for next-item models, "
+        "whose answer should be something new; off for next-basket models, where repeat "
+        "purchases are most of a next basket)",
     )
     p.add_argument(
         "--unknown",
@@ -86,6 +94,16 @@ def add_parser(sub: Any) -> None:
         help="batch: sessions scored at once (default: 1024)",
     )
     p.add_argument(
+        "--file-order",
+        action="store_true",
+        help="batch: ignore the time column; each session's events in file order",
+    )
+    p.add_argument(
+        "--sep",
+        metavar="SEP",
+        help="batch: CSV field separator (default: tab for .tsv/.txt, else comma)",
+    )
+    p.add_argument(
         "--sorted",
         action="store_true",
         help="batch: rows of each session are contiguous and in time order; skip the sort and stream in constant memory",
@@ -115,6 +133,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise ConfigError(f"-k must be >= 1, got {args.k}")
     rec = load_model(args.model_dir)
+    exclude_seen = args.exclude_seen
+    if exclude_seen is None:
+        exclude_seen = getattr(rec.spec, "task", "next-item") != "next-basket"
+    if args.input is None and (args.file_order or args.sep or args.sorted):
+        raise ConfigError("--file-order, --sep and --sorted apply to batch mode (--input FILE)")
     if args.input is not None:
         if args.output is None:
             raise ConfigError("--input needs --output FILE (.csv, .tsv or .parquet)")
@@ -123,13 +146,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             args.input,
             args.output,
             k=args.k,
-            exclude_seen=args.exclude_seen,
+            exclude_seen=exclude_seen,
             session_col=args.session_col,
             item_col=args.item_col,
             time_col=args.time_col,
             batch_size=args.batch_size,
             unknown=args.unknown,
             presorted=args.sorted,
+            sep=parse_sep(args.sep),
+            file_order=args.file_order,
         )
         note(
             f"seqrec: wrote {stats['rows']:,} rows for {stats['sessions']:,} sessions to {args.output} "
@@ -150,7 +175,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     session = [i for i, ok in zip(ids, known, strict=True) if ok]
     if not session:
         note("seqrec: no known item in the session: the model's empty-history answer follows")
-    recs = rec.recommend(session, k=args.k, exclude_seen=args.exclude_seen)
+    recs = rec.recommend(session, k=args.k, exclude_seen=exclude_seen)
     if args.json:
         out(json.dumps(recs.to_dicts(), default=str))
         return 0

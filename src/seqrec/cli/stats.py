@@ -6,7 +6,14 @@ import argparse
 import json
 from typing import Any
 
-from seqrec.cli._common import FORMATTER, add_data_source, common_options, data_config, out
+from seqrec.cli._common import (
+    FORMATTER,
+    add_data_source,
+    common_options,
+    data_config,
+    data_options,
+    out,
+)
 
 EPILOG = """\
 examples:
@@ -60,7 +67,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     )
     from seqrec.preprocess import describe
 
-    cfg = data_config(args.data, data_dir=args.data_dir, fmt=args.format)
+    cfg = data_config(args.data, **data_options(args))
     df = read_data(cfg)
     columns = {"raw": describe(df)}
     if args.clean:

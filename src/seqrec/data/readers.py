@@ -31,7 +31,45 @@ from seqrec.exceptions import DataError, SchemaError
 
 logger = logging.getLogger(__name__)
 
-TimeUnit = Literal["s", "ms", "datetime"]
+TimeUnit = Literal["auto", "s", "ms", "us", "ns", "datetime"]
+
+#: Seconds per unit of the numeric time units.
+_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+#: The valid range of a timestamp in unix seconds: 1970-01-01 to 9999-12-31 (Python's
+#: datetime ends there; larger values are usually milliseconds read as seconds).
+MAX_TIMESTAMP = 253402300799.0
+
+_MAX_QUOTE = 60
+
+
+def _q(value: object, limit: int = _MAX_QUOTE) -> str:
+    """``repr`` cut to ``limit`` characters: messages never quote megabytes of a file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _names(names: list[str], limit: int = 12) -> str:
+    shown = [_q(n, 40) for n in names[:limit]]
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return "[" + ", ".join(shown) + more + "]"
+
+
+def detect_time_unit(values: pl.Series) -> str:
+    """The unit of numeric unix times from their median magnitude: seconds below 1e11
+    (year 5138), milliseconds below 1e14, microseconds below 1e17, else nanoseconds."""
+    finite = values.filter(values.is_finite() & (values > 0)) if values.len() else values
+    if finite.len() == 0:
+        return "s"
+    med = float(finite.median())  # type: ignore[arg-type]
+    if med < 1e11:
+        return "s"
+    if med < 1e14:
+        return "ms"
+    if med < 1e17:
+        return "us"
+    return "ns"
+
 
 #: Canonical output order.
 CANONICAL_ORDER: tuple[str, ...] = (
@@ -110,8 +148,11 @@ def _sniff_sep(p: Path, line: str) -> str:
 
 
 def _wrap_polars(p: Path, sep: str, e: Exception) -> DataError:
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if len(first) > 200:
+        first = first[:197] + "..."
     return DataError(
-        f"could not parse {p} as a {_sep_name(sep)}-separated file: {str(e).splitlines()[0]}. "
+        f"could not parse {p} as a {_sep_name(sep)}-separated file: {first}. "
         "Check the separator (pass sep=...), has_header=, and that every row has the same "
         "number of fields"
     )
@@ -202,7 +243,7 @@ def _resolve_columns(
                 missing.append(f"{canon}={raw!r}")
         if missing:
             raise SchemaError(
-                f"{p}: column(s) {missing} not found; the file has columns {found}. "
+                f"{p}: column(s) {missing} not found; the file has columns {_names(found)}. "
                 f"Fix columns= ({hint}); check the separator and has_header= too"
             )
     else:
@@ -216,10 +257,11 @@ def _resolve_columns(
     required_ok = Columns.item in mapping and Columns.time in mapping
     if not required_ok or not ({Columns.session, Columns.user} & set(mapping)):
         expected = "session_id (or user_id), item_id, timestamp"
-        recognised = {k: v for k, v in mapping.items()}
+        recognised = {k: _q(v, 40) for k, v in mapping.items()}
         raise SchemaError(
-            f"{p}: could not find the required columns ({expected}); found columns {found}, "
-            f"recognised {recognised or 'none'}. Rename them or {hint}"
+            f"{p}: could not find the required columns ({expected}); found columns "
+            f"{_names(found)}, recognised {recognised or 'none'}. Rename them or {hint} "
+            "(CLI: --columns session_id=NAME,item_id=NAME,timestamp=NAME)"
         )
     return mapping
 
@@ -244,42 +286,63 @@ def _convert_id(s: pl.Series, name: str) -> pl.Series:
         raise SchemaError(f"column {name!r} has type {dtype}, which cannot be used as an id") from e
 
 
-def _examples(s: pl.Series, mask: pl.Series) -> list[object]:
-    return s.filter(mask).head(3).to_list()
+def _examples(s: pl.Series, mask: pl.Series) -> str:
+    """The first bad values with their 0-based data rows, quoted briefly."""
+    rows = mask.arg_true().head(3).to_list()
+    vals = s.gather(rows).to_list()
+    return ", ".join(f"row {r}: {_q(v, 40)}" for r, v in zip(rows, vals, strict=True))
+
+
+def _parse_datetimes(s: pl.Series, raw_name: str, p: Path) -> pl.Series:
+    parsed = None
+    for kwargs in ({}, {"time_zone": "UTC"}):
+        try:
+            parsed = s.str.strip_chars().str.to_datetime(**kwargs)  # type: ignore[arg-type]
+            break
+        except pl.exceptions.PolarsError:
+            continue
+    if parsed is None:
+        bad = s.str.strip_chars().str.to_datetime(strict=False).is_null() & s.is_not_null()
+        raise SchemaError(
+            f"{p}: could not parse timestamp column {raw_name!r} as dates/times "
+            f"({_examples(s, bad) if bool(bad.any()) else _q(s.drop_nulls().head(3).to_list())}); "
+            "use one ISO-8601 format throughout, or time_unit='s'/'ms' (CLI: --time-unit) "
+            "for numeric times"
+        )
+    return parsed
 
 
 def _convert_time(s: pl.Series, raw_name: str, time_unit: TimeUnit, p: Path) -> pl.Series:
+    """The timestamp column as Float64 unix seconds, checked: no NaN/inf, within
+    1970..9999 (each bad value named with its row). ``time_unit="auto"`` reads numbers in
+    the unit their magnitude says (:func:`detect_time_unit`) and text as numbers or dates;
+    the unit used is logged (a WARNING when it is not seconds)."""
     dtype = s.dtype
     if dtype == pl.Datetime or dtype == pl.Date:
         dt = s.cast(pl.Datetime("us")) if dtype == pl.Date else s
-        return (dt.dt.epoch("us").cast(pl.Float64) / 1e6).alias(Columns.time)
+        return _check_times((dt.dt.epoch("us").cast(pl.Float64) / 1e6), raw_name, p, "datetime")
     if time_unit == "datetime":
         if dtype != pl.String:
             raise SchemaError(
                 f"{p}: time_unit='datetime' but timestamp column {raw_name!r} is {dtype}, "
-                "not text; pass time_unit='s' (unix seconds) or 'ms' (milliseconds)"
+                "not text; pass time_unit='s' (unix seconds), 'ms' (milliseconds) or 'auto'"
             )
-        parsed = None
-        for kwargs in ({}, {"time_zone": "UTC"}):
-            try:
-                parsed = s.str.strip_chars().str.to_datetime(**kwargs)  # type: ignore[arg-type]
-                break
-            except pl.exceptions.PolarsError:
-                continue
-        if parsed is None:
-            raise SchemaError(
-                f"{p}: could not parse timestamp column {raw_name!r} as dates/times "
-                f"(e.g. {s.drop_nulls().head(3).to_list()}); use one ISO-8601 format throughout, "
-                "or pass time_unit='s'/'ms' for numeric times"
-            )
-        return (parsed.dt.epoch("us").cast(pl.Float64) / 1e6).alias(Columns.time)
+        parsed = _parse_datetimes(s, raw_name, p)
+        return _check_times(parsed.dt.epoch("us").cast(pl.Float64) / 1e6, raw_name, p, "datetime")
     if dtype == pl.String:
         num = s.str.strip_chars().cast(pl.Float64, strict=False)
         bad = num.is_null() & s.is_not_null()
         if bool(bad.any()):
+            if time_unit == "auto" and int(bad.sum()) == s.is_not_null().sum():
+                parsed = _parse_datetimes(s, raw_name, p)
+                logger.info("%s: timestamp column %r read as date/time text", p, raw_name)
+                return _check_times(
+                    parsed.dt.epoch("us").cast(pl.Float64) / 1e6, raw_name, p, "datetime"
+                )
             raise SchemaError(
-                f"{p}: timestamp column {raw_name!r} is not numeric (e.g. {_examples(s, bad)}); "
-                "pass time_unit='datetime' for date/time strings, or fix the column"
+                f"{p}: timestamp column {raw_name!r} is not numeric ({_examples(s, bad)}); "
+                "fix or drop those rows, or pass time_unit='datetime' (CLI: --time-unit "
+                "datetime) for date/time strings"
             )
         s = num
     elif not dtype.is_numeric():
@@ -288,9 +351,58 @@ def _convert_time(s: pl.Series, raw_name: str, time_unit: TimeUnit, p: Path) -> 
             "milliseconds (time_unit='ms') or date strings (time_unit='datetime')"
         )
     out = s.cast(pl.Float64)
-    if time_unit == "ms":
-        out = out / 1000.0
-    return out.alias(Columns.time)
+    _check_finite(out, raw_name, p)
+    unit = detect_time_unit(out) if time_unit == "auto" else time_unit
+    if time_unit == "auto":
+        if unit != "s":
+            logger.warning(
+                "%s: timestamps in %r look like %s (median %.3g); read as %s. Pass "
+                "time_unit='s' (CLI: --time-unit s) if they are seconds",
+                p,
+                raw_name,
+                {"ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}[unit],
+                float(out.median() or 0.0),
+                unit,
+            )
+        else:
+            logger.info("%s: timestamps in %r read as unix seconds", p, raw_name)
+    if unit != "s":
+        out = out * _UNIT_SECONDS[unit]
+    return _check_times(out, raw_name, p, unit)
+
+
+def _check_finite(t: pl.Series, raw_name: str, p: Path) -> None:
+    bad = t.is_nan() | t.is_infinite()
+    if bool(bad.any()):
+        raise SchemaError(
+            f"{p}: timestamp column {raw_name!r} has {int(bad.sum())} NaN/infinite value(s) "
+            f"({_examples(t, bad)}); drop or fix those rows"
+        )
+
+
+def _check_times(t: pl.Series, raw_name: str, p: Path, unit: str) -> pl.Series:
+    """Unix seconds within 1970-01-01 .. 9999-12-31, else a SchemaError naming rows."""
+    t = t.alias(Columns.time)
+    _check_finite(t, raw_name, p)
+    neg = t < 0
+    if bool(neg.any()):
+        raise SchemaError(
+            f"{p}: timestamp column {raw_name!r} has {int(neg.sum())} negative value(s) "
+            f"({_examples(t, neg)}); times are unix seconds since 1970 (or relative times "
+            ">= 0): fix or drop those rows"
+        )
+    big = t > MAX_TIMESTAMP
+    if bool(big.any()):
+        hint = (
+            "they look like milliseconds: pass time_unit='ms' or 'auto' (CLI: --time-unit)"
+            if unit == "s"
+            else "fix or drop those rows"
+        )
+        raise SchemaError(
+            f"{p}: timestamp column {raw_name!r} has {int(big.sum())} value(s) after year 9999 "
+            f"read as {unit} ({_examples(t, big)}); {hint}"
+        )
+    return t
 
 
 def _convert_rating(s: pl.Series, raw_name: str, p: Path) -> pl.Series:
@@ -350,7 +462,7 @@ def read_interactions(
     columns: Mapping[str, str | int] | None = None,
     sep: str | None = None,
     has_header: bool = True,
-    time_unit: TimeUnit = "s",
+    time_unit: TimeUnit = "auto",
 ) -> pl.DataFrame:
     """Read an event log (CSV/TSV, optionally gzip-compressed, or Parquet) into a canonical frame.
 
@@ -370,8 +482,13 @@ def read_interactions(
     has_header
         Whether the first line holds column names.
     time_unit
-        How to read the timestamp column: ``"s"`` unix seconds, ``"ms"`` unix milliseconds,
-        ``"datetime"`` date/time text (ISO-8601; naive times are taken as UTC).
+        How to read the timestamp column: ``"auto"`` (default) numbers in the unit their
+        median magnitude says (:func:`detect_time_unit`: seconds below 1e11, then
+        milliseconds, microseconds, nanoseconds; logged, a WARNING when not seconds) and
+        text that is not numeric as ISO-8601 dates; ``"s"``, ``"ms"``, ``"us"``, ``"ns"``
+        unix seconds/milli-/micro-/nanoseconds; ``"datetime"`` date/time text (ISO-8601;
+        naive times are taken as UTC). Every timestamp must be finite and within
+        1970-01-01 .. 9999-12-31 once converted (else a SchemaError naming the rows).
 
     Returns
     -------
@@ -384,7 +501,8 @@ def read_interactions(
     DataError
         Missing, empty or unparsable file (the message names the expected separator/format).
     SchemaError
-        Required columns missing or misnamed, or non-numeric timestamps/ratings.
+        Required columns missing or misnamed, non-numeric timestamps/ratings, or NaN,
+        negative or out-of-range timestamps (the rows are named).
 
     Examples
     --------
@@ -398,20 +516,33 @@ def read_interactions(
     if p.suffix.lower() in _PARQUET_SUFFIXES:
         try:
             raw = pl.read_parquet(p)
-        except pl.exceptions.PolarsError as e:
-            raise DataError(f"could not read {p} as Parquet: {str(e).splitlines()[0]}") from e
-        except OSError as e:
-            raise DataError(f"could not read {p} as Parquet: {e}") from e
+        except (pl.exceptions.PolarsError, OSError, ValueError) as e:
+            first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            raise DataError(
+                f"could not read {p} as Parquet: {first}; is it a complete Parquet file?"
+            ) from None
         used_sep = "parquet"
     else:
         line = _first_line(p)
+        if line.lstrip()[:1] in ("{", "["):
+            raise DataError(
+                f"{p} looks like JSON (it starts with {line.lstrip()[:1]!r}), not a delimited "
+                "event log; seqrec reads CSV/TSV (optionally gzip-compressed) or Parquet with "
+                "one event per row: convert it, or use the registered dataset's reader if it "
+                "is one (seqrec stats --help lists them)"
+            )
+        if "\x00" in line:
+            raise DataError(
+                f"{p} is a binary file (NUL bytes in its first line), not a text event log; "
+                "Parquet files must end in .parquet or .pq"
+            )
         used_sep = sep if sep is not None else _sniff_sep(p, line)
         if sep is not None and sep not in line and line.count(",") + line.count("\t") > 0:
             guess = _sniff_sep(p, line)
             raise DataError(
                 f"{p}: expected {_sep_name(sep)}-separated fields but the first line "
-                f"{line[:80]!r} contains none; it looks {_sep_name(guess)}-separated "
-                f"(pass sep={guess!r} or sep=None to detect it)"
+                f"{_q(line[:80])} contains none; it looks {_sep_name(guess)}-separated "
+                f"(pass sep={guess!r} or sep=None to detect it; CLI: --sep)"
             )
         raw = _read_delimited(p, used_sep, has_header)
     mapping = _resolve_columns(raw.columns, columns, p)
@@ -420,6 +551,88 @@ def read_interactions(
     frame = _to_canonical(raw, mapping, time_unit, p)
     logger.debug("read %d events from %s", frame.height, p)
     return frame
+
+
+def read_item_lists(
+    path: str | Path,
+    *,
+    session_col: str = "session_id",
+    items_col: str = "items",
+    sep: str | None = None,
+    item_sep: str = " ",
+) -> pl.DataFrame:
+    """Read sessions stored one per row, the items of each as one text field
+    (``session_id<TAB>split<TAB>1 2 3``: the SR-GNN / GCE-GNN preprocessed Diginetica, Tmall
+    and Nowplaying files).
+
+    Such files have no times: ``timestamp`` is the event's position in its session (0, 1,
+    ...), so only splits within sessions or given in the file are meaningful
+    (``leave-one-out``, ``ratio``, ``presplit`` on a ``split`` column), not ``time``. A
+    ``split`` column of the file is kept.
+
+    Parameters
+    ----------
+    session_col, items_col
+        The column names (the file must have a header).
+    sep
+        Field separator (None: sniffed from the first line).
+    item_sep
+        What separates the items inside the items field.
+
+    Raises
+    ------
+    DataError
+        Missing or unparsable file; :class:`SchemaError` when a column is missing, a
+        session has no items or an item is not an id.
+    """
+    p = _check_file(path)
+    line = _first_line(p)
+    used_sep = sep if sep is not None else _sniff_sep(p, line)
+    if used_sep == item_sep:
+        raise DataError(f"{p}: the field separator and item_sep are both {_sep_name(item_sep)}")
+    raw = _read_delimited(p, used_sep, True)
+    missing = [c for c in (session_col, items_col) if c not in raw.columns]
+    if missing:
+        raise SchemaError(
+            f"{p}: column(s) {missing} not found; the file has columns {_names(raw.columns)} "
+            "(pass session_col=/items_col=; CLI: --columns session_id=NAME,item_id=NAME)"
+        )
+    if raw.height == 0:
+        raise DataError(f"{p} has a header but no rows; the file is empty")
+    keep = [c for c in ("split",) if c in raw.columns and c not in (session_col, items_col)]
+    lists = raw.select(
+        pl.col(session_col).alias(Columns.session),
+        pl.col(items_col).cast(pl.String).str.strip_chars().str.split(item_sep).alias("_items"),
+        *[pl.col(c) for c in keep],
+    )
+    empty = lists.get_column("_items").is_null() | (
+        lists.get_column("_items").list.eval(pl.element().str.len_chars() > 0).list.sum() == 0
+    )
+    if bool(empty.any()):
+        raise SchemaError(
+            f"{p}: sessions without items ({_examples(lists.get_column(Columns.session), empty)}); "
+            "drop those rows"
+        )
+    events = (
+        lists.with_columns(
+            pl.col("_items").list.eval(pl.element().filter(pl.element().str.len_chars() > 0))
+        )
+        .with_columns(
+            pl.col("_items").list.eval(pl.int_range(pl.len())).alias(Columns.time),
+        )
+        .explode(["_items", Columns.time])
+        .rename({"_items": Columns.item})
+    )
+    item = _infer_string_column(events.get_column(Columns.item))
+    session = _convert_id(events.get_column(Columns.session), session_col)
+    return pl.DataFrame(
+        [
+            session.alias(Columns.session),
+            _convert_id(item, items_col).alias(Columns.item),
+            events.get_column(Columns.time).cast(pl.Float64).alias(Columns.time),
+            *[events.get_column(c) for c in keep],
+        ]
+    )
 
 
 def read_movielens(path: str | Path) -> pl.DataFrame:
@@ -516,6 +729,9 @@ def read_session_log(path: str | Path) -> pl.DataFrame:
 __all__ = [
     "ALIASES",
     "CANONICAL_ORDER",
+    "MAX_TIMESTAMP",
+    "detect_time_unit",
+    "read_item_lists",
     "read_interactions",
     "read_movielens",
     "read_session_log",

@@ -96,10 +96,14 @@ class DataConfig(_Section):
     format
         How to read ``path``: ``"movielens"`` (``u.data`` / ``ratings.dat``),
         ``"session-log"`` (GRU4Rec TSV ``SessionId ItemId Time``), ``"generic"``
-        (:func:`~seqrec.data.read_interactions` with ``columns``/``sep``/``time_unit``) or
-        ``"auto"`` (MovieLens for a file called ``u.data``/``ratings.dat``, else generic).
+        (:func:`~seqrec.data.read_interactions` with ``columns``/``sep``/``time_unit``),
+        ``"item-lists"`` (one session per row, its items in one space-separated field, no
+        times: :func:`~seqrec.data.readers.read_item_lists`; ``columns`` may name
+        ``session_id`` and ``item_id`` = the items column) or ``"auto"`` (MovieLens for a
+        file called ``u.data``/``ratings.dat``, else generic).
     columns, sep, time_unit
-        Passed to :func:`~seqrec.data.read_interactions` (generic format only).
+        Passed to :func:`~seqrec.data.read_interactions` (generic format; ``time_unit``
+        ``"auto"`` detects seconds/milliseconds/... and says which it assumed).
     data_dir
         Extra root searched first for registered datasets.
     download
@@ -110,10 +114,10 @@ class DataConfig(_Section):
 
     dataset: str | None = None
     path: str | None = None
-    format: Literal["auto", "movielens", "session-log", "generic"] = "auto"
+    format: Literal["auto", "movielens", "session-log", "generic", "item-lists"] = "auto"
     columns: dict[str, str | int] | None = None
     sep: str | None = None
-    time_unit: Literal["s", "ms", "datetime"] = "s"
+    time_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = "auto"
     data_dir: str | None = None
     download: bool = False
     synthetic: SyntheticConfig | None = None
@@ -135,9 +139,14 @@ class DataConfig(_Section):
         if self.synthetic is not None and self.dataset != SYNTHETIC:
             raise ValueError("[data.synthetic] is only used with dataset = 'synthetic'")
         if self.path is None and (
-            self.columns is not None or self.sep is not None or self.format != "auto"
+            self.columns is not None
+            or self.sep is not None
+            or self.format != "auto"
+            or self.time_unit != "auto"
         ):
-            raise ValueError("data.columns, data.sep and data.format apply to data.path only")
+            raise ValueError(
+                "data.columns, data.sep, data.time_unit and data.format apply to data.path only"
+            )
         return self
 
 

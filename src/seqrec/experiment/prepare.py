@@ -51,7 +51,12 @@ logger = logging.getLogger(__name__)
 # =============================================================================== read
 def read_data(cfg: DataConfig) -> pl.DataFrame:
     """The canonical event frame of a ``[data]`` section."""
-    from seqrec.data.readers import read_interactions, read_movielens, read_session_log
+    from seqrec.data.readers import (
+        read_interactions,
+        read_item_lists,
+        read_movielens,
+        read_session_log,
+    )
     from seqrec.data.synthetic import synthetic_sessions
     from seqrec.datasets import load_dataset
 
@@ -68,6 +73,20 @@ def read_data(cfg: DataConfig) -> pl.DataFrame:
         return read_movielens(path)
     if fmt == "session-log":
         return read_session_log(path)
+    if fmt == "item-lists":
+        cols = dict(cfg.columns or {})
+        bad = sorted(set(cols) - {Columns.session, Columns.item})
+        if bad or any(not isinstance(v, str) for v in cols.values()):
+            raise ConfigError(
+                "data.columns of format 'item-lists' may only name session_id and item_id (the "
+                f"column holding the item lists) by their names; got {cfg.columns}"
+            )
+        return read_item_lists(
+            path,
+            session_col=cols.get(Columns.session, Columns.session),
+            items_col=cols.get(Columns.item, "items"),
+            sep=cfg.sep,
+        )
     return read_interactions(path, columns=cfg.columns, sep=cfg.sep, time_unit=cfg.time_unit)
 
 
