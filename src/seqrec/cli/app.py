@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from seqrec.cli import demo, evaluate, models, recommend, run, stats
+from seqrec.cli import demo, evaluate, models, recommend, run, serve, stats
 from seqrec.cli._common import EXIT_ERROR, FORMATTER, note
 from seqrec.exceptions import ConfigError, SeqrecError
 
@@ -21,13 +21,14 @@ examples:
   seqrec evaluate runs/ml100k_gru4rec --split test
   seqrec recommend runs/ml100k_gru4rec --items 50 181 -k 10
   seqrec recommend runs/ml100k_gru4rec --input sessions.csv --output recs.csv
+  seqrec serve runs/ml100k_gru4rec --titles ../shared/data/ml-100k/ml-100k.item  # HTTP + demo page
   seqrec models                                 # the registered models; 'seqrec models sasrec'
 
 Registered datasets are looked up in $SEQREC_DATA and the user cache (never downloaded
 unless an experiment sets data.download = true). Run 'seqrec COMMAND --help' for details.
 """
 
-SUBCOMMANDS = (demo, run, stats, evaluate, recommend, models)
+SUBCOMMANDS = (demo, run, stats, evaluate, recommend, serve, models)
 """The subcommand modules, in the order ``seqrec --help`` lists them; each has
 ``add_parser(subparsers)`` registering its parser with ``func`` = its handler."""
 
