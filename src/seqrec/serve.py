@@ -42,7 +42,15 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from seqrec.data.query import Query
 from seqrec.exceptions import ConfigError, DataError, RequestError, SeqrecError
@@ -74,7 +82,24 @@ logger = logging.getLogger(__name__)
 
 _STATIC = Path(__file__).parent / "static"
 _INT64 = 2**63 - 1
-ItemId = Annotated[StrictInt, Field(ge=-_INT64 - 1, le=_INT64)] | StrictStr
+
+
+def _json_integer(v: Any) -> Any:
+    """JSON has one number type: ``3.0`` is the integer 3 (as JSON Schema says); a
+    fraction or a boolean is not an integer."""
+    if isinstance(v, bool):
+        raise ValueError("expected an integer (or a string id), got a boolean")
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) <= 2**53:
+            return int(v)
+        raise ValueError("expected an integer (or a string id), got a number with a fraction")
+    return v
+
+
+ItemId = Annotated[
+    Annotated[StrictInt, Field(ge=-_INT64 - 1, le=_INT64)] | StrictStr,
+    BeforeValidator(_json_integer),
+]
 """An external item id: a JSON integer (64-bit) or a string."""
 
 
@@ -121,7 +146,7 @@ class QueryIn(BaseModel):
     """One query: a session's items (oldest first), or a user's baskets (next-basket
     models), with optional exclusions and a candidate set, in external ids."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     query_id: ItemId | None = Field(None, description="echoed back in the result")
     items: list[ItemId] = Field(
         default_factory=list, description="the session so far, oldest first"
@@ -144,7 +169,9 @@ class RecommendRequest(QueryIn):
         None,
         description="several queries in one request (then leave the top-level query fields empty)",
     )
-    k: int | None = Field(None, ge=1, description="items per query (default: the server's)")
+    k: Annotated[StrictInt, Field(ge=1), BeforeValidator(_json_integer)] | None = Field(
+        None, description="items per query (default: the server's)"
+    )
     exclude_seen: bool = Field(False, description="never recommend an item of the history")
     titles: bool = Field(False, description="add the items' titles (when the server has them)")
 
@@ -179,7 +206,7 @@ class ItemsResponse(BaseModel):
 
 
 class ReloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str | None = Field(
         None,
         description="a directory directly under the server's --reload-root (null: the served directory)",
@@ -504,6 +531,8 @@ def build_queries(
             "a list in 'queries', not both",
             status=422,
         )
+    if req.queries is None and "queries" in req.model_fields_set:
+        raise RequestError("queries must be a list of queries (or left out for one query)")
     qs: list[QueryIn] = req.queries if req.queries is not None else [req]
     _limit(len(qs), cfg.max_queries, "queries", "--max-queries")
     k = req.k if req.k is not None else cfg.default_k
@@ -843,13 +872,9 @@ def create_app(
     )
     async def items(
         q: Annotated[str, fastapi.Query(max_length=200)] = "",
-        limit: Annotated[int, fastapi.Query(ge=1)] = 20,
+        limit: int = fastapi.Query(20, ge=1, le=cfg.max_search_results),  # noqa: B008
     ) -> Response:
         m: LoadedModel = state["model"]
-        if limit > cfg.max_search_results:
-            raise RequestError(
-                f"limit={limit} is over the maximum of {cfg.max_search_results}", status=422
-            )
         needle = q.strip().lower()
         if needle:
             pos = np.char.find(m.search_keys, needle)
@@ -946,6 +971,9 @@ def create_app(
             req = RecommendRequest.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(req.pop("$defs", {}))
             comps["RecommendRequest"] = req
+            m0: LoadedModel = state["model"]
+            _document_limits(comps, cfg, m0.n_items, m0.int_ids, m0.task == "next-basket")
+            comps.update(_one_or_many(comps.pop("RecommendRequest")))
             rl = ReloadRequest.model_json_schema(ref_template="#/components/schemas/{model}")
             comps["ReloadRequest"] = rl
             op = schema["paths"]["/v1/admin/reload"]["post"]
@@ -960,6 +988,72 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _document_limits(
+    comps: dict[str, Any], cfg: ServeConfig, n_items: int, int_ids: bool, baskets: bool
+) -> None:
+    """Write the server's limits into the request schemas (maxItems, maximum), so the
+    OpenAPI spec says what this server accepts."""
+
+    def cap(prop: dict[str, Any], n: int, ids: bool = True) -> None:
+        for sub in [prop, *prop.get("anyOf", [])]:
+            if sub.get("type") == "array":
+                sub["maxItems"] = n
+                inner = sub.get("items", {})
+                if ids and int_ids and "anyOf" in inner:  # this model's ids are integers
+                    sub["items"] = next(a for a in inner["anyOf"] if a.get("type") == "integer")
+                elif inner.get("type") == "array":
+                    cap(inner, cfg.max_session_length)
+
+    for name in ("RecommendRequest", "QueryIn"):
+        props = comps[name]["properties"]
+        cap(props["items"], cfg.max_session_length)
+        cap(props["exclude"], cfg.max_exclude)
+        cap(props["candidates"], cfg.max_candidates)
+        cap(props["baskets"], cfg.max_baskets, ids=False)
+        if not baskets:  # a next-item model takes no baskets
+            props["baskets"] = {"type": "null", "description": "not taken by next-item models"}
+    props = comps["RecommendRequest"]["properties"]
+    cap(props["queries"], cfg.max_queries)
+    for sub in props["k"].get("anyOf", [props["k"]]):
+        if sub.get("type") == "integer":
+            sub["maximum"] = min(cfg.max_k, n_items)
+
+
+_OPTIONS = ("k", "exclude_seen", "titles")
+
+
+def _one_or_many(req: dict[str, Any]) -> dict[str, Any]:
+    """The request schema as what it is: one query at the top level, or ``queries`` with
+    the options (both closed objects)."""
+    props = req["properties"]
+    queries = next(a for a in props["queries"]["anyOf"] if a.get("type") == "array")
+    one = {
+        "type": "object",
+        "title": "One query",
+        "properties": {k: v for k, v in props.items() if k != "queries"},
+        "additionalProperties": False,
+    }
+    many = {
+        "type": "object",
+        "title": "A list of queries",
+        "properties": {"queries": queries, **{k: props[k] for k in _OPTIONS}},
+        "required": ["queries"],
+        "additionalProperties": False,
+    }
+    return {
+        "RecommendOne": one,
+        "RecommendMany": many,
+        "RecommendRequest": {
+            "title": "RecommendRequest",
+            "description": req.get("description", ""),
+            "oneOf": [
+                {"$ref": "#/components/schemas/RecommendOne"},
+                {"$ref": "#/components/schemas/RecommendMany"},
+            ],
+        },
+    }
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
