@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("fastapi")
 schemathesis = pytest.importorskip("schemathesis")
 
-from _serve import save_example  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+from _serve import save_example  # noqa: E402
 from seqrec.serve import ServeConfig, create_app  # noqa: E402
 
 
