@@ -60,15 +60,25 @@ def make_zip(members: dict[str, str]) -> bytes:
 
 # ------------------------------------------------------------------------- registry
 def test_registry_is_complete() -> None:
-    assert set(DATASETS) == {"ml-100k", "ml-1m", "yoochoose-100k"}
+    assert set(DATASETS) == {"ml-100k", "ml-1m", "yoochoose-100k", "instacart", "tafeng"}
     for name, spec in DATASETS.items():
-        assert spec.name == name and spec.files and spec.sources and spec.licence
+        assert spec.name == name and spec.files and spec.licence
+        # Kaggle's Instacart needs a login and Ta-Feng's preprocessed file has no release
+        assert bool(spec.sources) == (spec.task == "next-item"), name
         for src in spec.sources:
             assert src.url.startswith("https://")
             assert len(src.checksum) == {"md5": 32, "sha256": 64}[src.algorithm]
             assert src.size > 0
     assert DATASETS["ml-1m"].url == "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
     assert DATASETS["ml-1m"].sources[0].members == (("ml-1m/ratings.dat", "ratings.dat"),)
+
+
+def test_manual_datasets_say_how_to_get_them(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="no public download") as info:
+        locate("instacart", tmp_path)
+    assert "kaggle.com" in str(info.value)
+    with pytest.raises(DataError, match="no public download"):
+        download("tafeng", tmp_path / "cache")
 
 
 def test_search_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

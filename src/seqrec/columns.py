@@ -24,6 +24,16 @@ class Columns:
     """Explicit rating (optional, float64)."""
     basket: Final = "basket_id"
     """The basket/order an event belongs to (next-basket data, optional)."""
+    order_dow: Final = "order_dow"
+    """Basket context: day of week of the order (0-6), constant within a basket."""
+    order_hour: Final = "order_hour_of_day"
+    """Basket context: hour of day of the order (0-23)."""
+    days_since_prior: Final = "days_since_prior_order"
+    """Basket context: days since the user's previous order (0 for the first)."""
 
 
-__all__ = ["Columns"]
+#: Per-basket context columns, in the order models receive them.
+BASKET_CONTEXT: Final = (Columns.order_dow, Columns.order_hour, Columns.days_since_prior)
+
+
+__all__ = ["BASKET_CONTEXT", "Columns"]

@@ -15,7 +15,7 @@ corrupted download never leaves a half-written dataset behind.
 Examples
 --------
 >>> sorted(DATASETS)
-['ml-100k', 'ml-1m', 'yoochoose-100k']
+['instacart', 'ml-100k', 'ml-1m', 'tafeng', 'yoochoose-100k']
 >>> DATASETS["ml-1m"].files
 ('ratings.dat',)
 """
@@ -37,6 +37,7 @@ from typing import Literal
 
 import polars as pl
 
+from seqrec.data.baskets import read_basket_json, read_instacart, read_instacart_products
 from seqrec.data.readers import read_movielens, read_session_log
 from seqrec.exceptions import DataError, DatasetNotFoundError
 
@@ -113,11 +114,14 @@ class DatasetSpec:
     licence: str
     reader: Callable[[Path], pl.DataFrame]
     file_sha256: tuple[tuple[str, str], ...] = ()
+    task: Literal["next-item", "next-basket"] = "next-item"
+    titles: Callable[[Path], pl.DataFrame] | None = None
+    """``titles(folder) -> frame(item_id, title)`` where the data has item names."""
 
     @property
     def url(self) -> str:
-        """The (first) official download URL."""
-        return self.sources[0].url
+        """The (first) official download URL (the homepage when there is no public file)."""
+        return self.sources[0].url if self.sources else self.homepage
 
 
 # ---------------------------------------------------------------------------- readers
@@ -138,6 +142,50 @@ def _read_yoochoose_100k(folder: Path) -> pl.DataFrame:
     train = read_session_log(folder / _YC_TRAIN).with_columns(split=pl.lit("train"))
     test = read_session_log(folder / _YC_TEST).with_columns(split=pl.lit("test"))
     return pl.concat([train, test], how="vertical")
+
+
+def _read_instacart(folder: Path) -> pl.DataFrame:
+    return read_instacart(folder)
+
+
+def _read_tafeng(folder: Path) -> pl.DataFrame:
+    return read_basket_json(_present(folder, "tafeng_merged.json"))  # type: ignore[arg-type]
+
+
+def _ml100k_titles(folder: Path) -> pl.DataFrame:
+    """Titles from RecBole's ``ml-100k.item`` (tab-separated) or GroupLens' ``u.item``."""
+    if (folder / "ml-100k.item").is_file():
+        df = pl.read_csv(
+            folder / "ml-100k.item", separator="\t", quote_char=None, infer_schema=False
+        )
+        return df.select(
+            pl.col(df.columns[0]).cast(pl.Int64).alias("item_id"),
+            pl.col(df.columns[1]).cast(pl.String).alias("title"),
+        )
+    df = pl.read_csv(
+        folder / "u.item", separator="|", has_header=False, encoding="latin-1", quote_char=None
+    )
+    return df.select(
+        pl.col(df.columns[0]).cast(pl.Int64).alias("item_id"),
+        pl.col(df.columns[1]).cast(pl.String).alias("title"),
+    )
+
+
+def _ml1m_titles(folder: Path) -> pl.DataFrame:
+    lines = (folder / "movies.dat").read_bytes().decode("latin-1").splitlines()
+    rows = [ln.split("::") for ln in lines if ln]
+    return pl.DataFrame(
+        {"item_id": [int(r[0]) for r in rows], "title": [r[1] for r in rows]},
+        schema={"item_id": pl.Int64, "title": pl.String},
+    )
+
+
+def _present(folder: Path, name: str) -> Path | None:
+    """``folder/name`` or its gzipped form ``folder/name.gz``, whichever exists."""
+    for cand in (folder / name, folder / f"{name}.gz"):
+        if cand.is_file():
+            return cand
+    return None
 
 
 # --------------------------------------------------------------------------- registry
@@ -170,6 +218,7 @@ DATASETS: dict[str, DatasetSpec] = {
         homepage="https://grouplens.org/datasets/movielens/100k/",
         licence=_ML_LICENCE,
         reader=_read_ml100k,
+        titles=_ml100k_titles,
         file_sha256=(
             ("u.data", "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
         ),
@@ -191,6 +240,7 @@ DATASETS: dict[str, DatasetSpec] = {
         homepage="https://grouplens.org/datasets/movielens/1m/",
         licence=_ML_LICENCE,
         reader=_read_ml1m,
+        titles=_ml1m_titles,
     ),
     "yoochoose-100k": DatasetSpec(
         name="yoochoose-100k",
@@ -223,6 +273,33 @@ DATASETS: dict[str, DatasetSpec] = {
             "session-rec sample carries no separate licence"
         ),
         reader=_read_yoochoose_100k,
+    ),
+    "instacart": DatasetSpec(
+        name="instacart",
+        description=(
+            "Instacart Online Grocery Shopping 2017: users' order (basket) histories; 49,688 "
+            "products (next-basket)"
+        ),
+        files=("orders.csv", "order_products__prior.csv"),
+        sources=(),
+        homepage="https://www.kaggle.com/c/instacart-market-basket-analysis/data",
+        licence="Instacart, released 'as-is' for non-commercial use (Kaggle login needed)",
+        reader=_read_instacart,
+        task="next-basket",
+        titles=read_instacart_products,
+    ),
+    "tafeng": DatasetSpec(
+        name="tafeng",
+        description=(
+            "Ta-Feng grocery, Nov 2000 - Feb 2001, as preprocessed by the Next-Basket Reality "
+            "Check (users with 3..50 baskets, items seen >= 17 times; no times) (next-basket)"
+        ),
+        files=("tafeng_merged.json",),
+        sources=(),
+        homepage="https://github.com/liming-7/A-Next-Basket-Recommendation-Reality-Check",
+        licence="public research dataset (academic use); the source repository has no licence",
+        reader=_read_tafeng,
+        task="next-basket",
     ),
 }
 
@@ -326,17 +403,22 @@ def locate(name: str, data_dir: str | Path | None = None) -> Path:
         if not folder.is_dir():
             looked.append(f"  {folder} ({label}): no such folder")
             continue
-        missing = [f for f in spec.files if not (folder / f).is_file()]
+        missing = [f for f in spec.files if _present(folder, f) is None]
         if not missing:
             return folder
         looked.append(f"  {folder} ({label}): lacks {', '.join(missing)}")
+    fetch = (
+        f"Fetch it into {_cache_root()} with:\n  {fetch_hint(name)}\n"
+        f"or load_dataset({name!r}, download=True); or place "
+        if spec.sources
+        else "It has no public download: place "
+    )
     raise DatasetNotFoundError(
         f"dataset {name!r} not found. Looked in:\n"
         + "\n".join(looked)
         + f"\nOfficial source: {spec.url} ({spec.licence}).\n"
-        f"Fetch it into {_cache_root()} with:\n  {fetch_hint(name)}\n"
-        f"or load_dataset({name!r}, download=True); or place {', '.join(spec.files)} in "
-        f"<root>/{name}/ yourself and set {ENV_DATA}=<root>."
+        + fetch
+        + f"{', '.join(spec.files)} (or .gz) in <root>/{name}/ yourself and set {ENV_DATA}=<root>."
     )
 
 
@@ -375,6 +457,19 @@ def load_dataset(
         _download(name)
         folder = locate(name, data_dir)
     return get_spec(name).reader(folder)
+
+
+def load_titles(name: str, *, data_dir: str | Path | None = None) -> pl.DataFrame | None:
+    """``item_id, title`` of dataset ``name`` where its files have item names, else None
+    (also when the title file is absent)."""
+    spec = get_spec(name)
+    if spec.titles is None:
+        return None
+    try:
+        return spec.titles(locate(name, data_dir))
+    except (OSError, DataError, pl.exceptions.PolarsError, IndexError, ValueError):
+        logger.info("no titles for %s", name)
+        return None
 
 
 # -------------------------------------------------------------------------- download
@@ -482,6 +577,11 @@ def download(name: str, cache_dir: str | Path | None = None) -> Path:
         installed then.
     """
     spec = get_spec(name)
+    if not spec.sources:
+        raise DataError(
+            f"{name!r} has no public download; get {', '.join(spec.files)} from {spec.homepage} "
+            f"({spec.licence}) and place them in <root>/{name}/ with {ENV_DATA}=<root>"
+        )
     root = Path(cache_dir).expanduser() if cache_dir is not None else _cache_root()
     folder = root / name
     if all((folder / f).is_file() for f in spec.files):
@@ -531,6 +631,7 @@ __all__ = [
     "file_digest",
     "get_spec",
     "load_dataset",
+    "load_titles",
     "locate",
     "verify_file",
 ]

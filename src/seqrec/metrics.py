@@ -558,7 +558,230 @@ def f1_micro_macro(
     return micro.to(torch.float32), macro.to(torch.float32)
 
 
+# ------------------------------------------------------------------ next-basket metrics
+BASKET_RANK_METRICS: tuple[str, ...] = (
+    "recall",
+    "precision",
+    "ndcg",
+    "phr",
+    "repeat_recall",
+    "explore_recall",
+)
+"""Per-user top-k metrics of next-basket evaluation (``"name@k"``)."""
+
+BASKET_SET_METRICS: tuple[str, ...] = ("f1_micro", "f1_macro")
+"""Set metrics of the predicted basket (no cutoff)."""
+
+
+_BASKET_METRIC_RE = re.compile(r"^\s*([a-z_0-9]+?)\s*(?:@\s*(\d+))?\s*$")
+
+
+def parse_basket_metrics(names: Iterable[str]) -> list[tuple[str, int | None]]:
+    """Validate next-basket metric names: ``"recall@10"``, ``"precision@20"``, ``"ndcg@10"``,
+    ``"phr@10"``, ``"repeat_recall@10"``, ``"explore_recall@10"``, ``"f1_micro"``,
+    ``"f1_macro"``. Returns ``(name, k)`` pairs (``k`` None for the set metrics).
+
+    >>> parse_basket_metrics(["Recall@10", "f1_micro"])
+    [('recall', 10), ('f1_micro', None)]
+    """
+    if isinstance(names, str):
+        names = [names]
+    valid = ", ".join([*(f"{n}@K" for n in BASKET_RANK_METRICS), *BASKET_SET_METRICS])
+    out: list[tuple[str, int | None]] = []
+    for raw in names:
+        match = _BASKET_METRIC_RE.match(str(raw).lower())
+        name = match.group(1) if match else None
+        k = int(match.group(2)) if match and match.group(2) else None
+        ok = (name in BASKET_RANK_METRICS and k is not None) or (
+            name in BASKET_SET_METRICS and k is None
+        )
+        if not ok:
+            raise ConfigError(f"unknown next-basket metric {raw!r}; valid metrics are {valid}")
+        if k is not None:
+            _check_k(k)
+        if (name, k) not in out:
+            out.append((name, k))  # type: ignore[arg-type]
+    return out
+
+
+def multi_hot(rows: Tensor, items: Tensor, shape: tuple[int, int]) -> Tensor:
+    """``(B, N)`` bool with ``True`` at ``(rows[j], items[j])``."""
+    out = torch.zeros(shape, dtype=torch.bool, device=rows.device)
+    out[rows, items] = True
+    return out
+
+
+class BasketAccumulator:
+    r"""Collects next-basket metrics over batches of users (no dense users x items matrix
+    is kept: per batch a ``(B, N)`` block, overall per-item counts for F1).
+
+    For each query (a user's target basket ``T``; ``H`` the items of the history baskets;
+    ``L`` the model's ranked list, masked items left out, so it may be shorter than ``k``):
+
+    * ``recall@k = |L[:k] ∩ T| / |T|``, ``precision@k = |L[:k] ∩ T| / k`` (always ``k``),
+      ``phr@k = [L[:k] ∩ T ≠ ∅]``, ``ndcg@k`` with binary gains ``1 / log2(r + 1)`` at rank
+      ``r`` and the ideal DCG over ``min(k, |T|)`` positions; averaged over all queries.
+    * ``repeat_recall@k`` over ``T ∩ H``, ``explore_recall@k`` over ``T \ H``, each averaged
+      over the queries that have such items.
+    * F1 of the predicted set ``P``: ``f1_micro = 2TP / (2TP + FP + FN)`` pooled over all
+      (query, item) cells; ``f1_macro`` the mean per-item F1 over the item columns given by
+      ``macro_items``: ``"catalogue"`` (every item of the vocabulary, items never predicted
+      nor bought counting 0, as scikit-learn's default on an indicator matrix) or
+      ``"occurring"`` (items predicted or bought at least once).
+
+    ``n_dropped`` per query are target items the model cannot rank (unknown to its
+    vocabulary): they count in ``|T|`` (and as explore items and false negatives) — misses.
+    """
+
+    def __init__(
+        self,
+        ks: Sequence[int],
+        n_items: int,
+        *,
+        thresholds: Sequence[float] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.ks = sorted(set(int(k) for k in ks)) or [10]
+        self.n_items = n_items
+        self.device = torch.device(device)
+        dt = _acc_dtype(self.device)
+        self._sums: dict[str, Tensor] = {}
+        self._counts = {"repeat": 0, "explore": 0}
+        self._n = 0
+        self._dt = dt
+        n_sets = 1 + (len(thresholds) if thresholds else 0)
+        self.thresholds = list(thresholds or [])
+        self._tp = torch.zeros(n_sets, n_items, dtype=dt, device=self.device)
+        self._fp = torch.zeros_like(self._tp)
+        self._fn = torch.zeros_like(self._tp)
+        self._fn_dropped = torch.zeros(n_sets, dtype=dt, device=self.device)
+        self._pred_size = torch.zeros(n_sets, dtype=dt, device=self.device)
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    def _add(self, name: str, v: Tensor) -> None:
+        v = v.to(self._dt)
+        self._sums[name] = self._sums.get(name, 0) + v.sum()  # type: ignore[operator]
+
+    def add(
+        self,
+        scores: Tensor,
+        target: Tensor,
+        history: Tensor,
+        pred: Tensor | Sequence[Tensor] | None = None,
+        n_dropped: Tensor | None = None,
+    ) -> None:
+        """One batch: ``scores (B, N)`` with masked entries ``-inf``; ``target``, ``history``
+        ``(B, N)`` bool; ``pred`` the predicted set ``(B, N)`` bool, or one per threshold
+        (first the set reported as F1, then one per ``thresholds`` entry); ``n_dropped (B,)``."""
+        B = scores.shape[0]
+        if B == 0:
+            return
+        dt = self._dt
+        scores = _nan_to_neg_inf(scores)
+        dropped = (
+            torch.zeros(B, dtype=dt, device=scores.device)
+            if n_dropped is None
+            else n_dropped.to(device=scores.device, dtype=dt)
+        )
+        kmax = min(self.ks[-1], scores.shape[1])
+        top = scores.topk(kmax, dim=1)
+        valid = torch.isfinite(top.values)  # (B, kmax)
+        hit = target.gather(1, top.indices) & valid
+        rep_t = target & history
+        exp_t = target & ~history
+        rep_hit = rep_t.gather(1, top.indices) & valid
+        n_t = target.sum(1).to(dt) + dropped
+        n_rep = rep_t.sum(1).to(dt)
+        n_exp = exp_t.sum(1).to(dt) + dropped
+        kk = self.ks[-1]
+        disc = 1.0 / torch.log2(torch.arange(2, kk + 2, device=scores.device, dtype=dt))
+        cum_hit = hit.to(dt).cumsum(1)
+        cum_rep = rep_hit.to(dt).cumsum(1)
+        cum_dcg = (hit.to(dt) * disc[:kmax]).cumsum(1)
+        cum_disc = disc.cumsum(0)  # ideal DCG of 1..kk relevant items
+        has_rep, has_exp = n_rep > 0, n_exp > 0
+        for k in self.ks:
+            j = min(k, kmax) - 1
+            h = cum_hit[:, j]
+            r = cum_rep[:, j]
+            self._add(f"recall@{k}", torch.where(n_t > 0, h / n_t.clamp_min(1), 0.0))
+            self._add(f"precision@{k}", h / k)
+            self._add(f"phr@{k}", (h > 0).to(dt))
+            idcg = cum_disc[(n_t.clamp(max=k).long() - 1).clamp(min=0)]
+            self._add(f"ndcg@{k}", torch.where(n_t > 0, cum_dcg[:, j] / idcg, 0.0))
+            self._add(f"repeat_recall@{k}", torch.where(has_rep, r / n_rep.clamp_min(1), 0.0))
+            self._add(
+                f"explore_recall@{k}", torch.where(has_exp, (h - r) / n_exp.clamp_min(1), 0.0)
+            )
+        self._counts["repeat"] += int(has_rep.sum())
+        self._counts["explore"] += int(has_exp.sum())
+        self._n += B
+        if pred is not None:
+            preds = [pred] if isinstance(pred, Tensor) else list(pred)
+            for i, p in enumerate(preds):
+                self._tp[i] += (p & target).sum(0).to(dt)
+                self._fp[i] += (p & ~target).sum(0).to(dt)
+                self._fn[i] += (~p & target).sum(0).to(dt)
+                self._fn_dropped[i] += dropped.sum()
+                self._pred_size[i] += p.sum().to(dt)
+
+    def _f1(self, i: int, macro_items: str) -> tuple[float, float]:
+        tp, fp, fn = self._tp[i], self._fp[i], self._fn[i]
+        denom = 2 * tp + fp + fn
+        micro_d = denom.sum() + self._fn_dropped[i]
+        micro = float(2 * tp.sum() / micro_d) if float(micro_d) > 0 else 0.0
+        per_item = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), 0.0)[1:]  # no padding
+        n_cols = per_item.numel() if macro_items == "catalogue" else int((denom[1:] > 0).sum())
+        macro = float(per_item.sum() / n_cols) if n_cols else 0.0
+        return micro, macro
+
+    def compute(
+        self, metrics: Sequence[str], *, macro_items: str = "catalogue"
+    ) -> dict[str, float]:
+        """The mean of every metric named in ``metrics`` (see :func:`parse_basket_metrics`)."""
+        out: dict[str, float] = {}
+        micro, macro = self._f1(0, macro_items)
+        for name, k in parse_basket_metrics(metrics):
+            if name == "f1_micro":
+                out[name] = micro
+            elif name == "f1_macro":
+                out[name] = macro
+            else:
+                key = f"{name}@{k}"
+                if key not in self._sums:
+                    raise ConfigError(f"{key}: cutoff {k} was not accumulated (ks={self.ks})")
+                denom = {
+                    "repeat_recall": self._counts["repeat"],
+                    "explore_recall": self._counts["explore"],
+                }.get(name, self._n)
+                out[key] = float(self._sums[key]) / denom if denom else 0.0
+        return out
+
+    def f1_by_threshold(self, macro_items: str = "catalogue") -> list[dict[str, float]]:
+        """F1 micro/macro and mean predicted-set size for each of ``thresholds``."""
+        rows = []
+        for i, t in enumerate(self.thresholds, start=1):
+            micro, macro = self._f1(i, macro_items)
+            size = float(self._pred_size[i]) / self._n if self._n else 0.0
+            rows.append({"threshold": t, "f1_micro": micro, "f1_macro": macro, "set_size": size})
+        return rows
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Queries with repeat / explore target items (the repeat/explore denominators)."""
+        return dict(self._counts)
+
+    def mean_set_size(self) -> float:
+        return float(self._pred_size[0]) / self._n if self._n else 0.0
+
+
 __all__ = [
+    "BASKET_RANK_METRICS",
+    "BASKET_SET_METRICS",
+    "BasketAccumulator",
     "RANK_METRICS",
     "RankAccumulator",
     "Ties",
@@ -566,6 +789,8 @@ __all__ = [
     "f1_micro_macro",
     "hit_rate_at_k",
     "mrr_at_k",
+    "multi_hot",
+    "parse_basket_metrics",
     "ndcg_at_k",
     "parse_metrics",
     "recall_at_k",

@@ -307,6 +307,8 @@ class Recommender:
         candidate items are ignored)."""
         self._check_fitted()
         queries = check_queries(queries, unknown=unknown, exclude_seen=exclude_seen)
+        if self.spec.task == "next-basket":
+            return self._basket_batch(queries, unknown=unknown, exclude_seen=exclude_seen)
         hist = [self._encode(q.items, unknown) for q in queries]
         excl = [self._encode(q.exclude, "drop", "exclude") for q in queries]
         cands = [
@@ -322,6 +324,56 @@ class Recommender:
             candidates=cands if any(c is not None for c in cands) else None,
             user_ids=users if any(u is not None for u in users) else None,
             exclude_seen=exclude_seen,
+        )
+
+    def _basket_batch(
+        self, queries: Sequence[Query], *, unknown: Literal["drop", "error"], exclude_seen: bool
+    ) -> QueryBatch:
+        """Next-basket queries: each query's ``baskets`` (oldest first)."""
+        hist = []
+        contexts: list[Any] = []
+        for j, q in enumerate(queries):
+            if q.baskets is None:
+                if len(q.items):
+                    raise DataError(
+                        f"query {j}: a next-basket model needs the user's baskets "
+                        "(Query(baskets=[[...], [...]])), not a flat list of items"
+                    )
+                baskets: list[Any] = []
+            else:
+                baskets = id_list(q.baskets, f"query {j} baskets")
+            hist.append([self._encode(id_list(b, f"query {j} basket"), unknown) for b in baskets])
+            contexts.append(None if q.context is None else np.asarray(q.context, dtype=np.float32))
+        excl = [self._encode(q.exclude, "drop", "exclude") for q in queries]
+        cands = [
+            None if q.candidates is None else self._encode(q.candidates, "drop", "candidates")
+            for q in queries
+        ]
+        users = np.asarray([q.user_id for q in queries], dtype=object)
+        n_ctx = len(getattr(self.model_, "context_names", ()) or ())
+        context = None
+        if n_ctx:
+            for j, (c, h) in enumerate(zip(contexts, hist, strict=True)):
+                if c is None:
+                    raise DataError(
+                        f"query {j}: this model uses order context "
+                        f"{list(self.model_.context_names)}: give one row per basket (context=)"
+                    )
+                if c.ndim != 2 or c.shape != (len(h), n_ctx):
+                    raise DataError(
+                        f"query {j}: context must be {len(h)} rows x {n_ctx} values "
+                        f"({list(self.model_.context_names)}), got shape {c.shape}"
+                    )
+            context = contexts
+        return QueryBatch.from_baskets(
+            hist,
+            self.vocab_.n_items,
+            device=model_device(self.model_),
+            exclude=excl if any(len(e) for e in excl) else None,
+            candidates=cands if any(c is not None for c in cands) else None,
+            user_ids=users if any(u is not None for u in users) else None,
+            exclude_seen=exclude_seen,
+            context=context,
         )
 
     def score_batch(self, batch: QueryBatch) -> torch.Tensor:
@@ -386,21 +438,42 @@ class Recommender:
 
     def recommend(self, session_items: Sequence[Any], k: int = 20, **kwargs: Any) -> pl.DataFrame:
         """Top-``k`` next items for one live session (external ids), as a frame
-        ``rank, item_id, score``."""
+        ``rank, item_id, score``. For a next-basket model, ``session_items`` is the user's
+        list of baskets (oldest first) — see :meth:`recommend_basket`."""
+        self._check_fitted()
+        if self.spec.task == "next-basket":
+            return self.recommend_basket(session_items, k, **kwargs)
         ids, scores = self.recommend_many([id_list(session_items, "session_items")], k, **kwargs)[0]
-        return pl.DataFrame(
-            {
-                "rank": np.arange(1, len(ids) + 1),
-                Columns.item: ids,
-                "score": scores.astype(np.float64),
-            }
+        return _ranked_frame(ids, scores)
+
+    def recommend_basket(
+        self,
+        baskets: Sequence[Sequence[Any]],
+        k: int = 20,
+        *,
+        context: Sequence[Sequence[float]] | None = None,
+        exclude_seen: bool = False,
+        unknown: Literal["drop", "error"] = "drop",
+        candidates: Iterable[Any] | None = None,
+    ) -> pl.DataFrame:
+        """The top-``k`` items of a user's next basket, given their baskets so far (external
+        ids, oldest first; ``context``: one row per basket for models that use order
+        context), as a frame ``rank, item_id, score``. ``exclude_seen`` is off by default:
+        repeat purchases are most of a next basket."""
+        cand = None if candidates is None else id_list(candidates, "candidates", ordered=False)
+        query = Query(
+            baskets=[id_list(b, "basket") for b in id_list(baskets, "baskets")],
+            context=context,
+            candidates=cand,
         )
+        rec = self.recommend_queries([query], k, exclude_seen=exclude_seen, unknown=unknown)[0]
+        return _ranked_frame(rec.items, rec.scores)
 
     def evaluate(
         self,
         test: pl.DataFrame | SequenceData,
         *,
-        metrics: Sequence[str] = ("recall@20", "mrr@20", "ndcg@20"),
+        metrics: Sequence[str] | None = None,
         ties: Ties = "conservative",
         exclude_seen: bool = False,
         candidates: Literal["full"] | int = "full",
@@ -408,6 +481,7 @@ class Recommender:
         progress: bool = False,
         unknown_targets: Literal["miss", "drop"] = "miss",
         replay: bool | None = None,
+        **basket_options: Any,
     ) -> EvalReport:
         """Evaluate on a held-out frame.
 
@@ -415,14 +489,39 @@ class Recommender:
         (counted in the protocol). Target events with such items can't be ranked: by default
         they count as misses (``unknown_targets="miss"``, comparable with frameworks that index
         every item); ``"drop"`` leaves them out, as some reference evaluations do.
+
+        Next-basket models are evaluated by :func:`seqrec.evaluate.evaluate_baskets`;
+        ``metrics`` defaults to its metrics and ``basket_options`` (``threshold``,
+        ``thresholds``, ``set_size``, ``restrict``, ``macro_items``) go to it. Target items
+        unknown to the vocabulary count as misses (in every ``|T|``).
         """
+
         self._check_fitted()
         data, unknown = _to_sequences(test, self.vocab_)
+        if basket_options and not data.is_baskets:
+            raise ConfigError(
+                f"options {sorted(basket_options)} apply to next-basket evaluation only"
+            )
+        if data.is_baskets and unknown_targets != "miss":
+            raise ConfigError(
+                "next-basket evaluation counts target items unknown to the model as misses; "
+                "unknown_targets='drop' is not offered"
+            )
         n_unknown = int(unknown.sum())
         n_unknown_targets = 0
         if n_unknown and isinstance(test, pl.DataFrame) and "is_target" in test.columns:
             is_target = test.get_column("is_target").to_numpy().astype(bool)
-            n_unknown_targets = int((unknown & is_target).sum())
+            if data.is_baskets:  # target baskets left without a known item: all misses
+                n_unknown_targets = (
+                    test.filter(pl.Series(is_target))
+                    .with_columns(pl.Series("_unk", unknown[is_target]))
+                    .group_by([Columns.session, Columns.basket])
+                    .agg(pl.col("_unk").all())
+                    .get_column("_unk")
+                    .sum()
+                )
+            else:
+                n_unknown_targets = int((unknown & is_target).sum())
         report = evaluate(
             self.model_,
             data,
@@ -437,6 +536,7 @@ class Recommender:
             unknown_targets=unknown_targets,
             n_unknown_targets=n_unknown_targets,
             replay=replay,
+            basket_options=basket_options or None,
         )
         report.protocol["model"] = self.model.name
         return report
@@ -494,6 +594,12 @@ class Recommender:
 
 _NOT_RESULTS = ("progress", "eval_batch_size", "device")
 """[train] fields that do not change what is learned: a resumed run may differ in them."""
+
+
+def _ranked_frame(ids: np.ndarray, scores: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"rank": np.arange(1, len(ids) + 1), Columns.item: ids, "score": scores.astype(np.float64)}
+    )
 
 
 def _training_fingerprint(config: RecommenderConfig) -> dict[str, Any]:

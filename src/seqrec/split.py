@@ -135,16 +135,29 @@ def _check(df: pl.DataFrame, what: str) -> None:
 
 
 def _ordered(df: pl.DataFrame) -> pl.DataFrame:
-    """Stable (session, time) order with position, length and reverse position per session."""
-    return (
-        df.with_row_index(_ROW)
-        .sort([Columns.session, Columns.time, _ROW])
-        .with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int64).over(Columns.session).alias(_POS),
-            pl.len().over(Columns.session).cast(pl.Int64).alias(_LEN),
+    """Stable (session, time) order with position, length and reverse position per session.
+
+    For basket data (a ``basket_id`` column) the unit is the basket: the position, length and
+    reverse position count baskets (ordered by their first event's time, then file order),
+    so a hold-out takes whole baskets."""
+    d = df.with_row_index(_ROW)
+    if Columns.basket not in d.columns:
+        return (
+            d.sort([Columns.session, Columns.time, _ROW])
+            .with_columns(
+                pl.int_range(pl.len(), dtype=pl.Int64).over(Columns.session).alias(_POS),
+                pl.len().over(Columns.session).cast(pl.Int64).alias(_LEN),
+            )
+            .with_columns((pl.col(_LEN) - 1 - pl.col(_POS)).alias(_REV))
         )
-        .with_columns((pl.col(_LEN) - 1 - pl.col(_POS)).alias(_REV))
-    )
+    key = [Columns.session, Columns.basket]
+    d = d.with_columns(
+        pl.col(Columns.time).min().over(key).alias("_bt"), pl.col(_ROW).min().over(key).alias("_br")
+    ).sort([Columns.session, "_bt", "_br", _ROW])
+    first = (pl.col("_br") != pl.col("_br").shift(1).over(Columns.session)).fill_null(True)
+    d = d.with_columns((first.cast(pl.Int64).cum_sum().over(Columns.session) - 1).alias(_POS))
+    d = d.with_columns((pl.col(_POS).max().over(Columns.session) + 1).alias(_LEN))
+    return d.with_columns((pl.col(_LEN) - 1 - pl.col(_POS)).alias(_REV)).drop("_bt", "_br")
 
 
 def _drop_helpers(df: pl.DataFrame) -> pl.DataFrame:
@@ -443,6 +456,10 @@ def _holdout_protocol(
 def leave_last_out(df: pl.DataFrame, *, n: int = 1, valid: bool = True) -> Split:
     """Hold out the last ``n`` events of each session for test (and the ``n`` before for valid).
 
+    For basket data (a ``basket_id`` column: each session is a user's sequence of baskets)
+    the unit is the basket: the last ``n`` baskets are the test targets, the ``n`` before
+    them the validation targets, and a user needs ``n * (2 if valid else 1) + 1`` baskets.
+
     Sessions are ordered by time with a stable sort (equal timestamps keep input order).
     Sessions shorter than ``n * (2 if valid else 1) + 1`` are too short to hold anything out
     and stay entirely in train (counted in the protocol).
@@ -478,9 +495,16 @@ def leave_last_out(df: pl.DataFrame, *, n: int = 1, valid: bool = True) -> Split
     train, valid_df, test, too_short = _holdout(
         d, pl.lit(n, pl.Int64), pl.lit(n if valid else 0, pl.Int64), with_valid=valid
     )
+    unit = "basket" if Columns.basket in df.columns else "event"
     protocol = _holdout_protocol(
         "leave_last_out",
-        {"n": n, "valid": valid, "min_session_length": n * (2 if valid else 1) + 1},
+        {
+            "n": n,
+            "unit": unit,
+            "valid": valid,
+            f"min_session_length{'_baskets' if unit == 'basket' else ''}": n * (2 if valid else 1)
+            + 1,
+        },
         train,
         valid_df,
         test,

@@ -49,6 +49,11 @@ class Query:
     user_id: Any = None
     exclude: Sequence[Any] = ()
     candidates: Sequence[Any] | None = None
+    baskets: Sequence[Sequence[Any]] | None = None
+    """Next-basket models: the user's baskets so far (oldest first), each a list of items;
+    ``items`` is then ignored."""
+    context: Sequence[Sequence[float]] | None = None
+    """Next-basket models with order context: one row per basket of ``baskets``."""
 
 
 def _ragged(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +87,13 @@ class QueryBatch:
         Also mask each query's own history items.
     times
         Time of each query (unix seconds, (B,)) or None.
+    basket_offsets, basket_starts, basket_ends
+        Basket queries (next-basket models): basket ``b`` is
+        ``items[basket_offsets[b]:basket_offsets[b+1]]`` and query ``i``'s history is baskets
+        ``basket_starts[i]..basket_ends[i]-1`` (so ``starts[i] = basket_offsets[basket_starts[i]]``).
+    basket_context
+        ``(n_baskets, C)`` float context of every basket (day of week, hour, days since the
+        prior order) or None.
     """
 
     items: Tensor
@@ -95,6 +107,10 @@ class QueryBatch:
     candidate_offsets: Tensor | None = None
     exclude_seen: bool = False
     times: Tensor | None = None
+    basket_offsets: Tensor | None = None
+    basket_starts: Tensor | None = None
+    basket_ends: Tensor | None = None
+    basket_context: Tensor | None = None
     _np: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------ builders
@@ -137,6 +153,115 @@ class QueryBatch:
             user_ids=user_ids,
             exclude_seen=exclude_seen,
             **kw,
+        )
+
+    @classmethod
+    def from_baskets(
+        cls,
+        histories: Sequence[Sequence[Sequence[int] | np.ndarray]],
+        n_items: int,
+        *,
+        device: torch.device | str = "cpu",
+        exclude: Sequence[Sequence[int] | np.ndarray] | None = None,
+        candidates: Sequence[Sequence[int] | np.ndarray | None] | None = None,
+        user_ids: np.ndarray | None = None,
+        exclude_seen: bool = False,
+        context: Sequence[np.ndarray | None] | None = None,
+    ) -> QueryBatch:
+        """Basket queries from per-query lists of baskets of dense indices (0 entries and
+        repeats inside a basket are dropped; baskets left empty are dropped). ``context``:
+        per query an ``(n_baskets, C)`` array (or None for all queries)."""
+        per_query: list[list[np.ndarray]] = []
+        ctx_rows: list[np.ndarray] = []
+        for q, h in enumerate(histories):
+            kept = []
+            for j, b in enumerate(h):
+                a = np.asarray(b, dtype=np.int64)
+                a = a[a > 0]
+                _, first = np.unique(a, return_index=True)
+                a = a[np.sort(first)]
+                if len(a):
+                    kept.append(a)
+                    if context is not None:
+                        c = context[q]
+                        if c is None or len(c) != len(h):
+                            raise DataError(
+                                f"query {q}: context needs one row per basket ({len(h)}), "
+                                f"got {0 if c is None else len(c)}"
+                            )
+                        ctx_rows.append(np.asarray(c[j], dtype=np.float32))
+            per_query.append(kept)
+        baskets = [b for q in per_query for b in q]
+        batch = cls.from_lists(
+            [np.concatenate(q) if q else np.zeros(0, np.int64) for q in per_query],
+            n_items,
+            device=device,
+            exclude=exclude,
+            candidates=candidates,
+            user_ids=user_ids,
+            exclude_seen=exclude_seen,
+        )
+        _, bo = _ragged(baskets)
+        n_b = np.fromiter((len(q) for q in per_query), dtype=np.int64, count=len(per_query))
+        qb = np.zeros(len(per_query) + 1, dtype=np.int64)
+        np.cumsum(n_b, out=qb[1:])
+        ctx = None
+        if context is not None:
+            width = len(ctx_rows[0]) if ctx_rows else 0
+            arr = np.stack(ctx_rows) if ctx_rows else np.zeros((0, width), np.float32)
+            ctx = torch.from_numpy(arr).to(device)
+        return replace(
+            batch,
+            basket_offsets=torch.from_numpy(bo).to(device),
+            basket_starts=torch.from_numpy(qb[:-1].copy()).to(device),
+            basket_ends=torch.from_numpy(qb[1:].copy()).to(device),
+            basket_context=ctx,
+            _np={},
+        )
+
+    @classmethod
+    def basket_prefixes(
+        cls,
+        data: SequenceData,
+        targets: np.ndarray,
+        *,
+        device: torch.device | str = "cpu",
+        exclude_seen: bool = False,
+        items: Tensor | None = None,
+        basket_offsets: Tensor | None = None,
+        basket_context: Tensor | None = None,
+    ) -> QueryBatch:
+        """The queries of target baskets: query ``j``'s history is every basket of its
+        sequence before basket ``targets[j]``. Vectorised views of ``data`` (pass the shared
+        ``items``/``basket_offsets``/``basket_context`` tensors to reuse them across batches)."""
+        targets = np.asarray(targets, dtype=np.int64)
+        bo = data._require_baskets()
+        sb = data.sequence_baskets()
+        seq = np.searchsorted(sb, targets, side="right") - 1
+        if items is None:
+            items = torch.from_numpy(data.items.astype(np.int64)).to(device)
+        if basket_offsets is None:
+            basket_offsets = torch.from_numpy(bo).to(device)
+        if basket_context is None and data.basket_context is not None:
+            basket_context = torch.from_numpy(data.basket_context).to(device)
+        users = data.user_ids[seq] if data.user_ids is not None else None
+        if users is None and data.session_ids is not None:
+            users = data.session_ids[seq]
+        times = None
+        if data.timestamps is not None:
+            times = torch.from_numpy(data.timestamps[bo[targets]]).to(device)
+        return cls(
+            items=items,
+            starts=torch.from_numpy(bo[sb[seq]]).to(device),
+            ends=torch.from_numpy(bo[targets]).to(device),
+            n_items=data.n_items,
+            user_ids=users,
+            exclude_seen=exclude_seen,
+            times=times,
+            basket_offsets=basket_offsets,
+            basket_starts=torch.from_numpy(sb[seq]).to(device),
+            basket_ends=torch.from_numpy(targets.copy()).to(device),
+            basket_context=basket_context,
         )
 
     @classmethod
@@ -215,6 +340,79 @@ class QueryBatch:
         )
         return rows, self.items[first + within]
 
+    # -------------------------------------------------------------- baskets
+    @property
+    def is_baskets(self) -> bool:
+        """Whether the queries are basket histories (next-basket models)."""
+        return self.basket_offsets is not None
+
+    def _baskets(self) -> tuple[Tensor, Tensor, Tensor]:
+        if self.basket_offsets is None or self.basket_starts is None or self.basket_ends is None:
+            raise DataError(
+                "this model predicts next baskets: give each query a list of baskets "
+                "(Query(baskets=[[...], ...]) or QueryBatch.from_baskets)"
+            )
+        return self.basket_offsets, self.basket_starts, self.basket_ends
+
+    @property
+    def n_baskets(self) -> Tensor:
+        """(B,) number of history baskets of each query."""
+        _, bs, be = self._baskets()
+        return be - bs
+
+    def baskets_last(
+        self, n: int, *, max_size: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """The last ``n`` baskets of every query, padded.
+
+        Returns ``items (B, n, S)`` (0 = padding), ``item_valid (B, n, S)`` bool,
+        ``basket_valid (B, n)`` bool and ``context (B, n, C)`` (zeros where padded; None
+        without context). Baskets are right-aligned (row ``[:, -1]`` is the most recent);
+        items keep their order within a basket; ``S`` is the largest basket in the batch,
+        or ``max_size`` (a larger basket keeps its first ``max_size`` items)."""
+        if n < 1:
+            raise DataError(f"n must be >= 1, got {n}")
+        bo, bs, be = self._baskets()
+        dev = self.device
+        bidx = be.unsqueeze(1) - n + torch.arange(n, device=dev)  # (B, n)
+        basket_valid = bidx >= bs.unsqueeze(1)
+        bidx = bidx.clamp(min=0)
+        begin = bo[bidx]  # (B, n)
+        size = torch.where(basket_valid, bo[(bidx + 1).clamp(max=len(bo) - 1)] - begin, 0)
+        s_max = int(size.max()) if size.numel() else 0
+        if max_size is not None:
+            s_max = min(s_max, max_size)
+        s_max = max(s_max, 1)
+        ar = torch.arange(s_max, device=dev)
+        item_valid = ar < size.unsqueeze(-1)  # (B, n, S)
+        if len(self.items):
+            idx = (begin.unsqueeze(-1) + ar).clamp(max=len(self.items) - 1)
+            items = self.items[idx].masked_fill(~item_valid, 0)
+        else:
+            items = torch.zeros(item_valid.shape, dtype=torch.long, device=dev)
+        ctx = None
+        if self.basket_context is not None:
+            c = self.basket_context
+            if len(c):
+                ctx = c[bidx.clamp(max=len(c) - 1)] * basket_valid.unsqueeze(-1)
+            else:
+                ctx = torch.zeros(*bidx.shape, c.shape[1], device=dev)
+        return items, item_valid, basket_valid, ctx
+
+    def basket_flat(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Every history item with its query row and its basket's position in the query's
+        history (0 = oldest): ``(rows (n,), basket_pos (n,), items (n,))``, ragged order."""
+        bo, bs, _ = self._baskets()
+        rows, items = self.flat()
+        lengths = self.lengths
+        first = torch.repeat_interleave(self.starts, lengths)
+        within = torch.arange(len(rows), device=self.device) - torch.repeat_interleave(
+            torch.cumsum(lengths, 0) - lengths, lengths
+        )
+        pos = first + within  # index into self.items
+        basket = torch.searchsorted(bo, pos, right=True) - 1
+        return rows, basket - bs[rows], items
+
     def histories(self) -> list[np.ndarray]:
         """Per-query NumPy arrays of history items (for tests and small batches)."""
         items, s, e = self.numpy("items"), self.numpy("starts"), self.numpy("ends")
@@ -236,6 +434,8 @@ class QueryBatch:
             ends=self.ends[rows],
             user_ids=None if self.user_ids is None else self.user_ids[rows],
             times=None if self.times is None else self.times[rows],
+            basket_starts=None if self.basket_starts is None else self.basket_starts[rows],
+            basket_ends=None if self.basket_ends is None else self.basket_ends[rows],
             **kw,
         )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from seqrec.columns import Columns
+from seqrec.columns import BASKET_CONTEXT, Columns
 from seqrec.data.vocab import UnknownPolicy, Vocabulary
 from seqrec.exceptions import DataError, SchemaError
 
@@ -54,7 +54,19 @@ class SequenceData:
     ratings: np.ndarray | None = None
     user_ids: np.ndarray | None = field(default=None)
     is_target: np.ndarray | None = field(default=None)
-    """bool (n_events,): events to predict in evaluation (None: every event after the first)."""
+    """bool (n_events,): events to predict in evaluation (None: every event after the first;
+    for basket data: every basket after the first)."""
+    basket_offsets: np.ndarray | None = field(default=None)
+    """int64 (n_baskets + 1,): basket ``b`` is ``items[basket_offsets[b]:basket_offsets[b+1]]``
+    (next-basket data; None for event sequences). Every sequence boundary is a basket
+    boundary, baskets are non-empty, and the items of a basket are distinct."""
+    basket_context: np.ndarray | None = field(default=None)
+    """float32 (n_baskets, C): per-basket context (e.g. day of week, hour, days since the
+    prior order), names in ``context_names``."""
+    context_names: tuple[str, ...] = ()
+    basket_dropped: np.ndarray | None = field(default=None)
+    """int64 (n_baskets,): items of each basket dropped as unknown to the vocabulary (an
+    evaluation counts the dropped items of a target basket as misses)."""
 
     def __post_init__(self) -> None:
         if self.offsets.ndim != 1 or len(self.offsets) < 1 or self.offsets[0] != 0:
@@ -63,6 +75,17 @@ class SequenceData:
             raise DataError("offsets[-1] must equal the number of events")
         if len(self.offsets) > 1 and np.any(np.diff(self.offsets) < 0):
             raise DataError("offsets must be non-decreasing")
+        bo = self.basket_offsets
+        if bo is not None:
+            if bo.ndim != 1 or len(bo) < 1 or bo[0] != 0 or bo[-1] != len(self.items):
+                raise DataError("basket_offsets must start at 0 and end at the number of events")
+            if len(bo) > 1 and np.any(np.diff(bo) <= 0):
+                raise DataError("baskets must be non-empty (basket_offsets strictly increasing)")
+            if not np.isin(self.offsets, bo).all():
+                raise DataError("every sequence boundary must be a basket boundary")
+            ctx = self.basket_context
+            if ctx is not None and (ctx.ndim != 2 or len(ctx) != len(bo) - 1):
+                raise DataError("basket_context must be (n_baskets, C)")
 
     # -------------------------------------------------------------- builders
     @classmethod
@@ -99,10 +122,28 @@ class SequenceData:
         frame = df.with_columns(
             pl.Series("_idx", idx.astype(np.int32)), pl.int_range(pl.len()).alias("_row")
         )
+        baskets = Columns.basket in frame.columns
+        if baskets:  # unknown items per basket, counted before they are dropped
+            frame = frame.with_columns(
+                (pl.col("_idx") == 0).sum().over([group_by, Columns.basket]).alias("_unk")
+            )
         if n_unknown:
             logger.info("dropped %d event(s) with items not in the vocabulary", n_unknown)
             frame = frame.filter(pl.col("_idx") > 0)
-        sort_cols = [group_by, Columns.time, "_row"] if has_time else [group_by, "_row"]
+        if baskets:  # a basket's events stay together, baskets in time order, items distinct
+            frame = frame.unique(
+                [group_by, Columns.basket, "_idx"], keep="first", maintain_order=True
+            )
+            key = [group_by, Columns.basket]
+            t = pl.col(Columns.time) if has_time else pl.col("_row")
+            frame = frame.with_columns(
+                t.min().over(key).alias("_bt"), pl.col("_row").min().over(key).alias("_br")
+            )
+            sort_cols = [group_by, "_bt", "_br", "_row"]
+        elif has_time:
+            sort_cols = [group_by, Columns.time, "_row"]
+        else:
+            sort_cols = [group_by, "_row"]
         frame = frame.sort(sort_cols)
         keys = frame.get_column(group_by)
         lengths_frame = frame.group_by(group_by, maintain_order=True).agg(
@@ -132,6 +173,28 @@ class SequenceData:
         if Columns.user in frame.columns and group_by != Columns.user:
             first = offsets[:-1]
             users = frame.get_column(Columns.user).to_numpy()[pos][first]
+        basket_kw: dict = {}
+        if baskets:
+            bid = frame.get_column("_br").to_numpy()[pos]  # first row of the basket: unique
+            starts = np.ones(len(pos), dtype=bool)
+            starts[1:] = bid[1:] != bid[:-1]
+            bo = np.append(np.flatnonzero(starts), len(pos)).astype(np.int64)
+            names = tuple(c for c in BASKET_CONTEXT if c in frame.columns)
+            ctx = None
+            if names:
+                ctx = frame.select(names).to_numpy().astype(np.float32)[pos][bo[:-1]]
+                if np.isnan(ctx).any():
+                    raise DataError(
+                        f"basket context {names} has missing values; fill them (e.g. 0 for "
+                        "days_since_prior_order of a first order) or drop the columns"
+                    )
+            dropped = frame.get_column("_unk").to_numpy()[pos][bo[:-1]].astype(np.int64)
+            basket_kw = {
+                "basket_offsets": bo,
+                "basket_context": ctx,
+                "context_names": names,
+                "basket_dropped": dropped if dropped.any() else None,
+            }
         return cls(
             items=frame.get_column("_idx").to_numpy()[pos].astype(np.int32),
             offsets=offsets,
@@ -141,6 +204,35 @@ class SequenceData:
             ratings=col(Columns.rating, np.float64),
             user_ids=users,
             is_target=col("is_target", bool),
+            **basket_kw,
+        )
+
+    @classmethod
+    def from_baskets(
+        cls,
+        users: list[list[list[int]]],
+        n_items: int | None = None,
+        *,
+        context: np.ndarray | None = None,
+        context_names: tuple[str, ...] = (),
+    ) -> SequenceData:
+        """Build basket data from Python lists: ``users[u]`` is a list of baskets (oldest
+        first), each a list of dense indices (duplicates inside a basket are dropped, first
+        kept). Small data, tests, queries."""
+        baskets = [list(dict.fromkeys(b)) for u in users for b in u]
+        if any(len(b) == 0 for b in baskets):
+            raise DataError("a basket is empty; every basket needs at least one item")
+        flat = cls.from_lists(baskets, n_items)
+        n_baskets = np.fromiter((len(u) for u in users), dtype=np.int64, count=len(users))
+        seq_b = np.zeros(len(users) + 1, dtype=np.int64)
+        np.cumsum(n_baskets, out=seq_b[1:])
+        return cls(
+            items=flat.items,
+            offsets=flat.offsets[seq_b],
+            n_items=flat.n_items,
+            basket_offsets=flat.offsets,
+            basket_context=None if context is None else np.asarray(context, dtype=np.float32),
+            context_names=tuple(context_names),
         )
 
     @classmethod
@@ -179,6 +271,20 @@ class SequenceData:
         def take(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[pos]
 
+        basket_kw: dict = {}
+        if self.basket_offsets is not None:
+            first = self.basket_of_event()[pos]  # basket of each kept event
+            starts = np.ones(len(pos), dtype=bool)
+            starts[1:] = first[1:] != first[:-1]
+            starts[offsets[:-1][np.diff(offsets) > 0]] = True  # a repeated sequence restarts
+            bo = np.append(np.flatnonzero(starts), len(pos)).astype(np.int64)
+            ctx, drop = self.basket_context, self.basket_dropped
+            basket_kw = {
+                "basket_offsets": bo,
+                "basket_context": None if ctx is None else ctx[first[bo[:-1]]],
+                "context_names": self.context_names,
+                "basket_dropped": None if drop is None else drop[first[bo[:-1]]],
+            }
         return SequenceData(
             items=self.items[pos],
             offsets=offsets,
@@ -188,7 +294,51 @@ class SequenceData:
             ratings=take(self.ratings),
             user_ids=None if self.user_ids is None else self.user_ids[idx],
             is_target=take(self.is_target),
+            **basket_kw,
         )
+
+    # --------------------------------------------------------------- baskets
+    @property
+    def is_baskets(self) -> bool:
+        """Whether this is next-basket data (sequences of baskets)."""
+        return self.basket_offsets is not None
+
+    @property
+    def n_baskets(self) -> int:
+        return 0 if self.basket_offsets is None else len(self.basket_offsets) - 1
+
+    def _require_baskets(self) -> np.ndarray:
+        if self.basket_offsets is None:
+            raise DataError("this SequenceData holds event sequences, not baskets")
+        return self.basket_offsets
+
+    def sequence_baskets(self) -> np.ndarray:
+        """int64 (n_sequences + 1,): sequence ``i`` holds baskets ``[sb[i], sb[i+1])``."""
+        return np.searchsorted(self._require_baskets(), self.offsets).astype(np.int64)
+
+    def basket_of_event(self) -> np.ndarray:
+        """int64 (n_events,): the basket index of every event."""
+        bo = self._require_baskets()
+        return np.repeat(np.arange(len(bo) - 1, dtype=np.int64), np.diff(bo))
+
+    def baskets_of(self, i: int) -> list[np.ndarray]:
+        """The baskets of sequence ``i`` as arrays (tests, small data)."""
+        bo = self._require_baskets()
+        sb = self.sequence_baskets()
+        return [self.items[bo[b] : bo[b + 1]] for b in range(sb[i], sb[i + 1])]
+
+    def target_baskets(self) -> np.ndarray:
+        """int64: indices of the baskets to predict in evaluation — those whose events are
+        flagged ``is_target`` (or, without flags, every basket after the first of its
+        sequence); a sequence's first basket is never a target (it has no history)."""
+        bo = self._require_baskets()
+        first_event = bo[:-1]
+        if self.is_target is not None:
+            flags = self.is_target[first_event].copy()
+        else:
+            flags = np.ones(len(first_event), dtype=bool)
+        flags[self.sequence_baskets()[:-1][self.lengths > 0]] = False
+        return np.flatnonzero(flags).astype(np.int64)
 
     def target_mask(self) -> np.ndarray:
         """bool (n_events,): ``is_target`` if set, else every event but the first of its sequence."""
@@ -204,6 +354,8 @@ class SequenceData:
         return np.bincount(self.items, minlength=self.n_items)
 
     def __repr__(self) -> str:
+        baskets = f", {self.n_baskets} baskets" if self.is_baskets else ""
         return (
-            f"SequenceData({len(self)} sequences, {self.n_events} events, n_items={self.n_items})"
+            f"SequenceData({len(self)} sequences{baskets}, {self.n_events} events, "
+            f"n_items={self.n_items})"
         )

@@ -202,7 +202,92 @@ def synthetic_optimal_recall(n_items: int, p_follow: float, k: int) -> float:
     return p_follow + (1.0 - p_follow) * min(k, n_items) / n_items
 
 
+# ------------------------------------------------------------------------ baskets
+def synthetic_baskets(
+    n_users: int = 1000,
+    n_items: int = 2000,
+    *,
+    mean_baskets: float = 16.0,
+    max_baskets: int = 100,
+    mean_size: float = 10.0,
+    n_staples: float = 12.0,
+    p_repeat: float = 0.6,
+    zipf: float = 1.0,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """A basket log with an Instacart-like shape and a planted answer (vectorised).
+
+    * Item popularity is Zipf: item of popularity rank ``r`` (1-based) has weight
+      ``r ** -zipf``; item ids are shuffled so popularity does not follow the id.
+    * User ``u`` has ``4 + G`` baskets, ``G ~ Geometric(1 / (mean_baskets - 3)) - 1``, capped at
+      ``max_baskets`` (Instacart: 4..100 orders per user, mean ~17), and a personal set of
+      ``1 + Poisson(n_staples - 1)`` *staples* drawn from the popularity (repeats merged).
+    * A basket has ``1 + Poisson(mean_size - 1)`` slots; each slot is, with probability
+      ``p_repeat``, a staple of the user (uniform among them), else an item drawn from the
+      popularity; repeats inside a basket are merged (so baskets are a little smaller).
+    * Context: ``order_dow`` uniform 0..6, ``order_hour_of_day`` ~ round(N(13.5, 3.5)) clipped
+      to 0..23, ``days_since_prior_order`` 0 for a first order else ``min(30, Geometric(1/10))``;
+      ``timestamp`` = cumulative days * 86400 + the order number (as the Instacart reader).
+
+    The planted answer: a user's next basket holds each staple with probability about
+    ``1 - (1 - p_repeat / n_staples_u) ** size``, so the user's own frequent items (P-TopFreq)
+    recover most of it and popularity the rest.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``session_id`` (user), ``basket_id``, ``item_id`` (external ids ``ITEM_ID_OFFSET + j``),
+        ``timestamp`` and the three context columns.
+    """
+    if n_users < 1 or n_items < 2:
+        raise ConfigError(f"need n_users >= 1 and n_items >= 2, got {n_users}, {n_items}")
+    if not (mean_baskets > 4 and max_baskets >= 4 and mean_size >= 1 and n_staples >= 1):
+        raise ConfigError("need mean_baskets > 4, max_baskets >= 4, mean_size >= 1, n_staples >= 1")
+    if not 0.0 <= p_repeat <= 1.0:
+        raise ConfigError(f"p_repeat must be in [0, 1], got {p_repeat}")
+    rng = np.random.default_rng(seed)
+    weights = np.arange(1, n_items + 1, dtype=np.float64) ** -float(zipf)
+    cdf = np.cumsum(weights[rng.permutation(n_items)])
+    cdf /= cdf[-1]
+
+    def popular(n: int) -> np.ndarray:
+        return np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), n_items - 1)
+
+    n_b = np.minimum(4 + rng.geometric(1.0 / (mean_baskets - 3.0), n_users) - 1, max_baskets)
+    n_st = 1 + rng.poisson(n_staples - 1.0, n_users)
+    st_off = np.concatenate([[0], np.cumsum(n_st)])
+    staples = popular(int(st_off[-1]))
+    basket_user = np.repeat(np.arange(n_users), n_b)
+    n_baskets = len(basket_user)
+    sizes = 1 + rng.poisson(mean_size - 1.0, n_baskets)
+    slot_basket = np.repeat(np.arange(n_baskets), sizes)
+    slot_user = basket_user[slot_basket]
+    repeat = rng.random(len(slot_basket)) < p_repeat
+    pick = st_off[slot_user] + (rng.random(len(slot_basket)) * n_st[slot_user]).astype(np.int64)
+    items = np.where(repeat, staples[pick], popular(len(slot_basket)))
+    first_b = np.concatenate([[0], np.cumsum(n_b)[:-1]])
+    order_number = np.arange(n_baskets) - np.repeat(first_b, n_b) + 1
+    days = np.minimum(30, rng.geometric(0.1, n_baskets)).astype(np.float64)
+    days[order_number == 1] = 0.0
+    cum_days = np.cumsum(days) - np.repeat(np.cumsum(days)[first_b] - days[first_b], n_b)
+    dow = rng.integers(0, 7, n_baskets).astype(np.float64)
+    hour = np.clip(np.round(rng.normal(13.5, 3.5, n_baskets)), 0, 23)
+    frame = pl.DataFrame(
+        {
+            Columns.session: slot_user.astype(np.int64),
+            Columns.basket: slot_basket.astype(np.int64),
+            Columns.item: (items + ITEM_ID_OFFSET).astype(np.int64),
+            Columns.time: (cum_days * 86_400.0 + order_number)[slot_basket],
+            Columns.order_dow: dow[slot_basket],
+            Columns.order_hour: hour[slot_basket],
+            Columns.days_since_prior: days[slot_basket],
+        }
+    )
+    return frame.unique([Columns.basket, Columns.item], keep="first", maintain_order=True)
+
+
 __all__ = [
+    "synthetic_baskets",
     "ITEM_ID_OFFSET",
     "synthetic_optimal_recall",
     "synthetic_sessions",
