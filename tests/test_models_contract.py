@@ -9,7 +9,13 @@ from seqrec.exceptions import ArtifactError, ConfigError, NotFittedError
 from seqrec.models import MODELS, GRU4RecConfig, PopularityConfig
 from seqrec.models.gru4rec import ObjectiveConfig
 from seqrec.recommender import Recommender, RecommenderConfig
-from seqrec.testing import ContractCase, contract_checks, fit_example, planted_task
+from seqrec.testing import (
+    ContractCase,
+    contract_checks,
+    fit_example,
+    planted_basket_task,
+    planted_task,
+)
 from seqrec.train import TrainConfig
 
 
@@ -18,21 +24,29 @@ def synth():
     return planted_task()
 
 
+@pytest.fixture(scope="module")
+def synth_baskets():
+    return planted_basket_task()
+
+
 _CASES: dict[str, ContractCase] = {}
 
 
 @pytest.fixture(scope="module")
-def case(synth):
+def case(synth, synth_baskets):
     def get(name: str) -> ContractCase:
         if name not in _CASES:
-            _CASES[name] = ContractCase(name, fit_example(name, synth[0]), *synth)
+            data = synth_baskets if MODELS[name].task == "next-basket" else synth
+            _CASES[name] = ContractCase(name, fit_example(name, data[0]), *data)
         return _CASES[name]
 
     return get
 
 
-@pytest.mark.parametrize("check", contract_checks(), ids=lambda c: c.__name__)
-@pytest.mark.parametrize("name", sorted(MODELS))
+_PAIRS = [(n, c) for n in sorted(MODELS) for c in contract_checks(MODELS[n].task)]
+
+
+@pytest.mark.parametrize("name,check", _PAIRS, ids=[f"{n}-{c.__name__}" for n, c in _PAIRS])
 def test_contract(name, check, case):
     check(case(name))
 

@@ -239,7 +239,7 @@ def read_basket_log(
     *,
     columns: Mapping[str, str | int] | None = None,
     sep: str | None = None,
-    time_unit: TimeUnit = "s",
+    time_unit: TimeUnit = "auto",
 ) -> pl.DataFrame:
     """Read a generic user/basket/item log (CSV/TSV/Parquet) into a basket frame.
 

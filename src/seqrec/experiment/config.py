@@ -31,12 +31,13 @@ from seqrec.evaluate import Ties
 from seqrec.exceptions import ConfigError
 from seqrec.experiment.errors import UnionSection, friendly_errors
 from seqrec.experiment.files import compact_toml, drop_none
-from seqrec.metrics import parse_metrics
+from seqrec.metrics import parse_basket_metrics, parse_metrics
 from seqrec.models import MODELS, ModelConfig
 from seqrec.models.gru4rec import ObjectiveConfig  # GRU4Rec's [objective] (moved from losses)
 from seqrec.train import TrainConfig
 
 SYNTHETIC = "synthetic"
+SYNTHETIC_BASKETS = "synthetic-baskets"
 """``data.dataset`` value selecting :func:`seqrec.data.synthetic.synthetic_sessions`."""
 
 DEFAULT_MODEL = "gru4rec"
@@ -81,6 +82,20 @@ class SyntheticConfig(_Section):
     span_days: float = Field(60.0, gt=0.0)
 
 
+class SyntheticBasketsConfig(_Section):
+    """Settings of :func:`seqrec.data.synthetic.synthetic_baskets` (``[data.synthetic_baskets]``)."""
+
+    n_users: int = Field(1000, ge=1)
+    n_items: int = Field(2000, ge=2)
+    mean_baskets: float = Field(16.0, gt=4.0)
+    max_baskets: int = Field(100, ge=4)
+    mean_size: float = Field(10.0, ge=1.0)
+    n_staples: float = Field(12.0, ge=1.0)
+    p_repeat: float = Field(0.6, ge=0.0, le=1.0)
+    zipf: float = Field(1.0, ge=0.0)
+    seed: int = 0
+
+
 class DataConfig(_Section):
     """Where the events come from (``[data]``): a registered dataset or a file.
 
@@ -89,7 +104,8 @@ class DataConfig(_Section):
     dataset
         A name of :data:`seqrec.datasets.DATASETS` (``"ml-100k"``, ``"ml-1m"``,
         ``"yoochoose-100k"``) found under ``data_dir``, ``$SEQREC_DATA`` or the user cache,
-        or ``"synthetic"`` (generated from ``[data.synthetic]``, no file needed).
+        or ``"synthetic"`` (generated from ``[data.synthetic]``, no file needed), or
+        ``"synthetic-baskets"`` (a next-basket log from ``[data.synthetic_baskets]``).
     path
         An event file (CSV/TSV, optionally gzip-compressed, or Parquet). Exactly one of
         ``dataset`` and ``path``.
@@ -100,7 +116,10 @@ class DataConfig(_Section):
         ``"item-lists"`` (one session per row, its items in one space-separated field, no
         times: :func:`~seqrec.data.readers.read_item_lists`; ``columns`` may name
         ``session_id`` and ``item_id`` = the items column) or ``"auto"`` (MovieLens for a
-        file called ``u.data``/``ratings.dat``, else generic).
+        file called ``u.data``/``ratings.dat``, else generic). Next-basket data:
+        ``"baskets"`` (a user/basket/item log, :func:`~seqrec.data.baskets.read_basket_log`
+        with ``columns``/``sep``/``time_unit``; baskets by ``basket_id`` or by timestamp) and
+        ``"basket-json"`` (``{user: [[items], ...]}``, :func:`~seqrec.data.baskets.read_basket_json`).
     columns, sep, time_unit
         Passed to :func:`~seqrec.data.read_interactions` (generic format; ``time_unit``
         ``"auto"`` detects seconds/milliseconds/... and says which it assumed).
@@ -114,13 +133,16 @@ class DataConfig(_Section):
 
     dataset: str | None = None
     path: str | None = None
-    format: Literal["auto", "movielens", "session-log", "generic", "item-lists"] = "auto"
+    format: Literal[
+        "auto", "movielens", "session-log", "generic", "item-lists", "baskets", "basket-json"
+    ] = "auto"
     columns: dict[str, str | int] | None = None
     sep: str | None = None
     time_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = "auto"
     data_dir: str | None = None
     download: bool = False
     synthetic: SyntheticConfig | None = None
+    synthetic_baskets: SyntheticBasketsConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -131,13 +153,21 @@ class DataConfig(_Section):
                 "set exactly one of data.dataset (a registered name or 'synthetic') and "
                 "data.path (an event file)"
             )
-        if self.dataset is not None and self.dataset != SYNTHETIC and self.dataset not in DATASETS:
+        if (
+            self.dataset is not None
+            and self.dataset not in (SYNTHETIC, SYNTHETIC_BASKETS)
+            and self.dataset not in DATASETS
+        ):
             raise ValueError(
                 f"unknown dataset {self.dataset!r}; registered: {sorted(DATASETS)} or "
                 f"{SYNTHETIC!r}; for your own file set data.path instead"
             )
         if self.synthetic is not None and self.dataset != SYNTHETIC:
             raise ValueError("[data.synthetic] is only used with dataset = 'synthetic'")
+        if self.synthetic_baskets is not None and self.dataset != SYNTHETIC_BASKETS:
+            raise ValueError(
+                f"[data.synthetic_baskets] is only used with dataset = {SYNTHETIC_BASKETS!r}"
+            )
         if self.path is None and (
             self.columns is not None
             or self.sep is not None
@@ -304,6 +334,15 @@ class EvalConfig(_Section):
         negatives (a *sampled* metric, flagged as such in the protocol).
     on
         The parts evaluated after training.
+    threshold, set_size, restrict, macro_items
+        Next-basket models only (see :func:`seqrec.evaluate.evaluate_baskets`): the
+        decision threshold of the predicted set (``"valid"``: the threshold of
+        :data:`~seqrec.evaluate.THRESHOLD_GRID` with the best F1 micro on the validation
+        part, then used on test), a fixed set size instead, top-N frequency candidates
+        (a restricted metric, flagged), and the items F1 macro averages over. Next-basket
+        metrics: ``recall@k``, ``precision@k``, ``ndcg@k``, ``phr@k``,
+        ``repeat_recall@k``, ``explore_recall@k``, ``f1_micro``, ``f1_macro``; their
+        default is :data:`~seqrec.evaluate.DEFAULT_BASKET_METRICS`.
     """
 
     metrics: list[str] = Field(
@@ -313,6 +352,10 @@ class EvalConfig(_Section):
     exclude_seen: bool = False
     candidates: Literal["full"] | int = "full"
     on: list[Literal["valid", "test"]] = Field(default_factory=lambda: ["valid", "test"])
+    threshold: float | Literal["valid"] = 0.5
+    set_size: int | None = Field(None, ge=1)
+    restrict: int | None = Field(None, ge=1)
+    macro_items: Literal["catalogue", "occurring"] = "catalogue"
 
     @field_validator("metrics")
     @classmethod
@@ -320,8 +363,30 @@ class EvalConfig(_Section):
         try:
             parse_metrics(v)
         except ConfigError as e:
-            raise ValueError(str(e)) from None
+            try:  # next-basket metrics; the experiment checks them against the model's task
+                parse_basket_metrics(v)
+            except ConfigError:
+                raise ValueError(str(e)) from None
         return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float | str) -> float | str:
+        if v != "valid" and not 0.0 < float(v) < 1.0:
+            raise ValueError(f"threshold must be in (0, 1) or 'valid', got {v}")
+        return v
+
+    def basket_options(self) -> dict[str, Any]:
+        """The next-basket options for :func:`seqrec.evaluate.evaluate_baskets` (a
+        ``"valid"`` threshold is resolved by the caller)."""
+        out: dict[str, Any] = {"macro_items": self.macro_items}
+        if self.threshold != "valid":
+            out["threshold"] = float(self.threshold)
+        if self.set_size is not None:
+            out["set_size"] = self.set_size
+        if self.restrict is not None:
+            out["restrict"] = self.restrict
+        return out
 
     @field_validator("candidates")
     @classmethod
@@ -359,10 +424,41 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
+        from seqrec.evaluate import DEFAULT_BASKET_METRICS
+        from seqrec.models import MODELS
+
+        basket = MODELS[self.model.name].task == "next-basket"
+        parse = parse_basket_metrics if basket else parse_metrics
         try:
-            parse_metrics([self.train.valid_metric])
+            parse([self.train.valid_metric])
         except ConfigError as e:
             raise ValueError(f"train.valid_metric: {e}") from None
+        ev = self.eval
+        if basket:
+            if "metrics" not in ev.model_fields_set:
+                ev = ev.model_copy(update={"metrics": list(DEFAULT_BASKET_METRICS)})
+                object.__setattr__(self, "eval", ev)
+            if ev.candidates != "full":
+                raise ValueError(
+                    "eval.candidates (sampled negatives) is for next-item models; a "
+                    "next-basket evaluation ranks every item, or eval.restrict = N candidates"
+                )
+        else:
+            defaults = EvalConfig()
+            given = {
+                k
+                for k in ("threshold", "set_size", "restrict", "macro_items")
+                if getattr(ev, k) != getattr(defaults, k)
+            }
+            if given:
+                raise ValueError(
+                    f"eval.{', eval.'.join(sorted(given))} apply to next-basket models only; "
+                    f"{self.model.name!r} predicts next items"
+                )
+        try:
+            parse(ev.metrics)
+        except ConfigError as e:
+            raise ValueError(f"eval.metrics: {e} (model {self.model.name!r})") from None
         takes = model_takes_objective(self.model.name)
         if self.objective is None and takes:
             object.__setattr__(self, "objective", ObjectiveConfig())
@@ -422,6 +518,8 @@ __all__ = [
     "DEFAULT_SPLIT",
     "SPLITS",
     "SYNTHETIC",
+    "SYNTHETIC_BASKETS",
+    "SyntheticBasketsConfig",
     "DataConfig",
     "EvalConfig",
     "ExperimentConfig",

@@ -31,11 +31,13 @@ from seqrec.columns import Columns
 from seqrec.exceptions import ConfigError, DataError
 from seqrec.experiment.config import (
     SYNTHETIC,
+    SYNTHETIC_BASKETS,
     DataConfig,
     EvalConfig,
     ExperimentConfig,
     PreprocessConfig,
     SplitConfig,
+    SyntheticBasketsConfig,
     SyntheticConfig,
     validate_config,
 )
@@ -63,6 +65,11 @@ def read_data(cfg: DataConfig) -> pl.DataFrame:
     if cfg.dataset == SYNTHETIC:
         s = cfg.synthetic or SyntheticConfig()
         return synthetic_sessions(**s.model_dump())
+    if cfg.dataset == SYNTHETIC_BASKETS:
+        from seqrec.data.synthetic import synthetic_baskets
+
+        sb = cfg.synthetic_baskets or SyntheticBasketsConfig()
+        return synthetic_baskets(**sb.model_dump())
     if cfg.dataset is not None:
         return load_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)
     path = Path(str(cfg.path)).expanduser()
@@ -73,6 +80,19 @@ def read_data(cfg: DataConfig) -> pl.DataFrame:
         return read_movielens(path)
     if fmt == "session-log":
         return read_session_log(path)
+    if fmt == "basket-json":
+        from seqrec.data.baskets import read_basket_json
+
+        return read_basket_json(path)
+    if fmt == "baskets":
+        from seqrec.data.baskets import read_basket_log
+
+        return read_basket_log(
+            path,
+            columns=cfg.columns,
+            sep=cfg.sep,
+            time_unit=cfg.time_unit,
+        )
     if fmt == "item-lists":
         cols = dict(cfg.columns or {})
         bad = sorted(set(cols) - {Columns.session, Columns.item})
@@ -335,6 +355,8 @@ class EvaluationData:
     eval: EvalConfig = field(default_factory=EvalConfig)
     experiment: ExperimentConfig | None = None
     data: DataConfig | None = None
+    chosen_threshold: float | None = None
+    """Next-basket runs with ``eval.threshold = "valid"``: the threshold the run chose."""
 
     def evaluate(
         self,
@@ -348,15 +370,33 @@ class EvaluationData:
     ) -> Any:
         """Evaluate a fitted recommender on :attr:`frame`; an argument left None takes the
         experiment's ``[eval]`` setting. The report's protocol records ``data_split``."""
-        ev = self.eval
-        report = recommender.evaluate(
+        from seqrec.experiment.evaluation import evaluate_part
+
+        update: dict[str, Any] = {}
+        if ties is not None:
+            update["ties"] = ties
+        if exclude_seen is not None:
+            update["exclude_seen"] = exclude_seen
+        if candidates is not None:
+            update["candidates"] = candidates
+        ev = self.eval.model_copy(update=update)
+        threshold = None
+        if recommender.spec.task == "next-basket" and ev.threshold == "valid":
+            # the threshold the run chose on its validation part, recorded in its metrics
+            threshold = self.chosen_threshold
+            if threshold is None:
+                raise ConfigError(
+                    "eval.threshold = 'valid': the run's chosen threshold is not known here; "
+                    "pass --set eval.threshold=<value>"
+                )
+        report = evaluate_part(
+            recommender,
             self.frame,
-            metrics=list(metrics) if metrics else ev.metrics,
-            ties=ties or ev.ties,
-            exclude_seen=ev.exclude_seen if exclude_seen is None else exclude_seen,
-            candidates=ev.candidates if candidates is None else candidates,
-            split=self.part,
+            ev,
+            part=self.part,
+            threshold=threshold,
             progress=progress,
+            metrics=list(metrics) if metrics else None,
         )
         report.protocol["data_split"] = self.split_protocol
         return report

@@ -44,15 +44,17 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from seqrec._io import replace_dir
+from seqrec._io import apply_umask, remove_dead_temporaries, replace_dir
 from seqrec.evaluate import EvalReport
 from seqrec.exceptions import ConfigError, DataError, SeqrecError
 from seqrec.experiment.config import ExperimentConfig
 from seqrec.experiment.errors import RunExistsError
+from seqrec.experiment.evaluation import choose_threshold, evaluate_part
 from seqrec.experiment.files import (
     ARTIFACT_DIR,
     LOG_FILE,
     METRICS_FILE,
+    PARTIAL_SUFFIX,
     RESOLVED_CONFIG,
     SUMMARY_FILE,
     json_safe,
@@ -293,6 +295,35 @@ def _locked(partial: Path, out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _remove_dead_partials(parent: Path, keep: Path) -> list[Path]:
+    """Remove the ``.<name>.partial/`` directories of ``parent`` that no process holds
+    (their flock is free) and that nothing could resume (no config and checkpoint, or
+    not a finished run): the debris of runs killed before their first epoch ended. A
+    resumable one is kept for ``--resume``."""
+    removed: list[Path] = []
+    if fcntl is None:  # pragma: no cover - Windows
+        return removed
+    for p in parent.glob(f".*{PARTIAL_SUFFIX}"):
+        if p == keep or not p.is_dir() or _resumable(p):
+            continue
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live process is writing it
+            if not _resumable(p):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+                logger.info("removed %s, left by a run killed before its first checkpoint", p)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _finish(partial: Path, out_dir: Path) -> None:
     """Drop the checkpoint and rename the finished ``partial`` to ``out_dir``."""
     ckpt = partial / CHECKPOINT_DIR
@@ -388,8 +419,11 @@ def run(
     if resume:
         _check_resume_config(partial, cfg, out_dir)  # before anything is changed
     partial.mkdir(parents=True, exist_ok=True)
+    apply_umask(partial)
     with _locked(partial, out_dir):
         remove_stale(out_dir.parent, [f".{out_dir.name}.tmp-", f".{out_dir.name}.old-"])
+        remove_dead_temporaries(out_dir.parent)
+        _remove_dead_partials(out_dir.parent, keep=partial)
         try:
             return _run_in_partial(cfg, out_dir, partial, progress=progress, resume=resume)
         except BaseException:
@@ -465,7 +499,7 @@ def _run_into(
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     logger.info("experiment %r (seqrec %s), seed %d", cfg.name, __version__, cfg.seed)
-    logger.info("config: %s", json.dumps(cfg.to_dict(), sort_keys=False))
+    logger.debug("config: %s", json.dumps(cfg.to_dict(), sort_keys=False))
     _seed_everything(cfg.seed)
 
     split, stats = prepare_data(cfg)
@@ -488,38 +522,33 @@ def _run_into(
         }
         for h in rec.history_
     ]
-    for h in history:
-        logger.info(
-            "epoch %d: loss %.5f, %.1fs, %.0f events/s%s",
-            h["epoch"],
-            h["loss"],
-            h["seconds"],
-            h["events_per_second"],
-            f", valid {h['valid']}" if h["valid"] else "",
-        )
     train_events = sum(h["events"] for h in history)
     train_seconds = sum(h["seconds"] for h in history)
 
     reports: dict[str, EvalReport] = {}
+    t = time.perf_counter()
+    threshold = choose_threshold(rec, split.valid, cfg.eval)
+    if cfg.eval.threshold == "valid" and threshold is not None:
+        timings["choose_threshold"] = time.perf_counter() - t
+        logger.info("threshold chosen on valid (best F1 micro): %s", threshold)
     for part in cfg.eval.on:
         frame = split.valid if part == "valid" else split.test
         if frame is None:
             logger.warning("eval.on has %r but the split has no %s part; skipped", part, part)
             continue
         t = time.perf_counter()
-        report = rec.evaluate(
-            frame,
-            metrics=cfg.eval.metrics,
-            ties=cfg.eval.ties,
-            exclude_seen=cfg.eval.exclude_seen,
-            candidates=cfg.eval.candidates,
-            split=part,
-            progress=progress,
+        report = evaluate_part(
+            rec, frame, cfg.eval, part=part, threshold=threshold, progress=progress
         )
         timings[f"evaluate_{part}"] = time.perf_counter() - t
         report.protocol["data_split"] = split.protocol
         reports[part] = report
-        logger.info("%s: %s (%d queries)", part, report.metrics, report.n_queries)
+        logger.info(
+            "%s: %s (%d queries)",
+            part,
+            ", ".join(f"{m} {v:.4f}" for m, v in report.metrics.items()),
+            report.n_queries,
+        )
 
     metrics: dict[str, Any] = {
         "name": cfg.name,
@@ -579,6 +608,7 @@ def run_grid(
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     remove_stale(out_root, [f".{SUMMARY_FILE}.tmp-"])
+    remove_dead_temporaries(out_root)
     keys = varying_keys(configs)
     results: list[RunResult] = []
     rows: list[dict[str, Any]] = []

@@ -16,8 +16,15 @@ time agree; evaluation through ``score`` equals brute force one query at a time,
 replay fast path (where a model has one) gives identical ranks; save/load gives identical
 recommendations; unknown items are dropped (or an error when asked); an empty history
 gets the empty-prefix answer, flagged; exclusions and candidate sets hold.
+
+Next-basket models (``spec.task == "next-basket"``) get the same checks on baskets
+(``contract_checks("next-basket")``, :mod:`seqrec.testing.basket_contract`): the planted
+basket task (:func:`planted_basket_task`, recall@10 inside ``planted_recall``), batch = one
+query at a time, batched evaluation = each user alone, save/load, unknown/empty input, a flat
+item list refused, exclusions and candidates, finite scores of the right shape.
 """
 
+from seqrec.testing.basket_contract import N_BASKET_ITEMS, planted_basket_task
 from seqrec.testing.contract import (
     N_ITEMS,
     ContractCase,
@@ -26,4 +33,12 @@ from seqrec.testing.contract import (
     planted_task,
 )
 
-__all__ = ["N_ITEMS", "ContractCase", "contract_checks", "fit_example", "planted_task"]
+__all__ = [
+    "N_BASKET_ITEMS",
+    "N_ITEMS",
+    "ContractCase",
+    "contract_checks",
+    "fit_example",
+    "planted_basket_task",
+    "planted_task",
+]

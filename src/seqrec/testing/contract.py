@@ -165,8 +165,13 @@ def check_scores_shape_and_finite(case: ContractCase) -> None:
     assert torch.equal(s1, s2), "scoring twice gave different scores"
 
 
-def contract_checks() -> list[Callable[[ContractCase], None]]:
-    """Every check of the contract, in a stable order."""
+def contract_checks(task: str = "next-item") -> list[Callable[[ContractCase], None]]:
+    """Every check of the contract of ``task`` (``"next-item"`` or ``"next-basket"``), in a
+    stable order."""
+    if task == "next-basket":
+        from seqrec.testing.basket_contract import basket_contract_checks
+
+        return basket_contract_checks()
     return [
         check_learns_planted_task,
         check_batch_equals_single_query,
