@@ -91,7 +91,10 @@ def item_array(ids: Any, name: str, *, string_ids: bool) -> np.ndarray:
     seq = id_list(ids, name)
     if isinstance(seq, list) and not seq:
         return np.asarray([], dtype=str if string_ids else np.int64)
-    arr = np.asarray(seq) if not isinstance(seq, np.ndarray) else seq
+    try:
+        arr = np.asarray(seq) if not isinstance(seq, np.ndarray) else seq
+    except (ValueError, TypeError):  # ragged nested lists
+        raise DataError(f"{name}: item ids must be scalars, got {quote(seq)}") from None
     if arr.ndim != 1:
         raise DataError(f"{name}: item ids must be scalars, got nested lists ({quote(seq)})")
     kind = arr.dtype.kind

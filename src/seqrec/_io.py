@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import threading
 from collections.abc import Sequence
@@ -90,6 +91,27 @@ def remove_stale(parent: Path, prefixes: Sequence[str]) -> list[Path]:
     return removed
 
 
+_TEMP_NAME = re.compile(r"^\..+\.(tmp|old|parts)-(\d+)$")
+
+
+def remove_dead_temporaries(parent: Path) -> list[Path]:
+    """Remove every ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.parts-<pid>`` entry of
+    ``parent`` whose process is dead, whatever ``<name>`` (the next command writing into a
+    folder cleans up after any killed seqrec writer there). Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_NAME.match(p.name)
+        if m is None or pid_alive(int(m.group(2))):
+            continue
+        remove_path(p)
+        removed.append(p)
+    return removed
+
+
 def stale_prefixes(dest: Path) -> list[str]:
     """The temporary-name prefixes of the writers of ``dest`` (see the module docstring)."""
     return [f".{dest.name}.tmp-", f".{dest.name}.old-", f".{dest.name}.parts-"]
@@ -100,6 +122,7 @@ def temp_dir_for(dest: Path) -> Path:
     after removing the dead temporaries of earlier writers of ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(dest.parent, stale_prefixes(dest))
+    remove_dead_temporaries(dest.parent)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     remove_path(tmp)  # this process's own earlier attempt
     tmp.mkdir()
@@ -153,6 +176,7 @@ __all__ = [
     "fsync_dir",
     "fsync_path",
     "pid_alive",
+    "remove_dead_temporaries",
     "remove_path",
     "remove_stale",
     "replace_dir",

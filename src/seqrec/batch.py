@@ -17,7 +17,13 @@ import numpy as np
 import polars as pl
 
 from seqrec._checks import check_bool, check_choice, check_int, quote
-from seqrec._io import apply_umask, fsync_path, remove_stale, stale_prefixes
+from seqrec._io import (
+    apply_umask,
+    fsync_path,
+    remove_dead_temporaries,
+    remove_stale,
+    stale_prefixes,
+)
 from seqrec.columns import Columns
 from seqrec.exceptions import ConfigError, DataError, SchemaError, UnknownItemError
 
@@ -96,7 +102,11 @@ def _item_expr(dtype: pl.DataType, item_col: str, string_ids: bool) -> pl.Expr:
 def _session_chunks(lf: pl.LazyFrame, session_col: str, chunk_rows: int) -> Iterator[pl.DataFrame]:
     """Frames of whole sessions from a session-sorted stream (a session never straddles two)."""
     pending: pl.DataFrame | None = None
-    for chunk in lf.collect_batches(chunk_size=chunk_rows):
+    if hasattr(lf, "collect_batches"):  # polars >= 1.34: streamed
+        batches: Iterator[pl.DataFrame] = lf.collect_batches(chunk_size=chunk_rows)
+    else:  # older polars: collected once, then sliced
+        batches = lf.collect().iter_slices(chunk_rows)
+    for chunk in batches:
         if pending is not None and pending.height:
             chunk = pl.concat([pending, chunk], how="vertical_relaxed")
         if chunk.height == 0:
@@ -171,13 +181,13 @@ def recommend_file(
     missing = [c for c in (session_col, item_col) if c not in schema]
     if missing:
         raise SchemaError(
-            f"{src}: column(s) {missing} not found; the file has {list(schema)}. Name them with "
+            f"{src}: column(s) {missing} not found; the file has {quote(list(schema)[:20], 300)}. Name them with "
             "--session-col / --item-col"
         )
     use_time = not file_order and time_col is not None and time_col in schema
     if not file_order and time_col is not None and not use_time and time_col != Columns.time:
         raise SchemaError(
-            f"{src}: time column {time_col!r} not found; the file has {list(schema)[:20]} "
+            f"{src}: time column {time_col!r} not found; the file has {quote(list(schema)[:20], 300)} "
             "(name it with --time-col, or pass --file-order to keep file order)"
         )
     vocab = rec.vocab_
@@ -196,6 +206,7 @@ def recommend_file(
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(dst.parent, stale_prefixes(dst))
+    remove_dead_temporaries(dst.parent)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     parts_dir = None
     seen: set[Any] = set()  # presorted: sessions already finished (fragments are errors)

@@ -163,7 +163,8 @@ def common_options() -> argparse.ArgumentParser:
         type=int,
         default=argparse.SUPPRESS,
         metavar="N",
-        help="torch CPU threads (default: 1 for the demo and while the machine is busy, else torch's choice)",
+        help="torch CPU threads (default: 1 on machines with <= 2 cores and for the demo, else "
+        "the cores not busy by the load average)",
     )
     return p
 

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="torch CPU threads (default: 1 for the demo and while the machine is busy, "
-        "else torch's choice)",
+        help="torch CPU threads (default: 1 on machines with <= 2 cores and for the demo, "
+        "else the cores not busy by the load average)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
@@ -95,23 +95,24 @@ def _message(e: BaseException) -> str:
 
 
 def default_threads(command: str) -> int | None:
-    """torch CPU threads when ``--threads`` is not given: 1 for the demo; for the other
-    commands 1 while the machine is busy (load average >= cores - 1), else torch's own
-    choice (all cores). OpenMP threads that find no free core spin at every barrier: on a
-    2-core machine with one other busy process a GRU4Rec run was 10x slower with 2 threads
-    than with 1 (see README, Performance notes)."""
+    """torch CPU threads when ``--threads`` is not given.
+
+    1 for the demo and on machines with at most 2 cores; on larger machines the cores
+    not busy by the 1-minute load average (at least 1). OpenMP threads that find no free
+    core spin at every barrier: on a 2-core machine shared with other processes,
+    ``seqrec run configs/ml100k_gru4rec.toml`` took 13 s with 1 thread and more than 300 s
+    with 2 (README, Performance notes).
+    """
     import os
 
-    if command == "demo":
-        return 1
     cores = os.cpu_count() or 1
-    if cores <= 1:
+    if command == "demo" or cores <= 2:
         return 1
     try:
         load = os.getloadavg()[0]
     except OSError:  # pragma: no cover - platforms without a load average
         return None
-    return 1 if load >= cores - 1 else None
+    return max(1, min(cores, int(cores - load)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -126,8 +126,10 @@ def _first_line(p: Path) -> str:
     try:
         with opener(p, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
             return fh.readline().rstrip("\r\n")
-    except OSError as e:  # corrupt gzip
-        raise DataError(f"cannot read {p}: {e}; is it a valid (gzip-compressed) text file?") from e
+    except (OSError, EOFError, UnicodeError) as e:  # corrupt or truncated gzip
+        raise DataError(
+            f"cannot read {p}: {_q(str(e), 120)}; is it a valid (gzip-compressed) text file?"
+        ) from None
 
 
 def _sniff_sep(p: Path, line: str) -> str:
@@ -302,7 +304,11 @@ def _parse_datetimes(s: pl.Series, raw_name: str, p: Path) -> pl.Series:
         except pl.exceptions.PolarsError:
             continue
     if parsed is None:
-        bad = s.str.strip_chars().str.to_datetime(strict=False).is_null() & s.is_not_null()
+        try:
+            as_dt = s.str.strip_chars().str.to_datetime(strict=False)
+            bad = as_dt.is_null() & s.is_not_null()
+        except pl.exceptions.PolarsError:  # no format fits any value
+            bad = s.is_not_null()
         raise SchemaError(
             f"{p}: could not parse timestamp column {raw_name!r} as dates/times "
             f"({_examples(s, bad) if bool(bad.any()) else _q(s.drop_nulls().head(3).to_list())}); "
