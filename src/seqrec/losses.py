@@ -57,11 +57,43 @@ def bpr_max(scores: Tensor, *, bpreg: float = 1.0, elu_param: float = 0.5) -> Te
     return (-ranking + bpreg * reg).sum()
 
 
-def bpr(pos_scores: Tensor, neg_scores: Tensor) -> Tensor:
-    """Plain BPR: mean of -log sigmoid(pos - neg). pos: (n,), neg: (n,) or (n, k)."""
+def bpr(pos_scores: Tensor, neg_scores: Tensor, *, valid: Tensor | None = None) -> Tensor:
+    """Plain BPR: mean of -log sigmoid(pos - neg). pos: (n,), neg: (n,) or (n, k).
+
+    ``valid`` (same shape as ``neg``, bool): only these pairs count (e.g. leave out sampled
+    negatives that are positives too); the mean is over them (0 when there is none)."""
     if neg_scores.dim() == 2:
         pos_scores = pos_scores.unsqueeze(1)
-    return -F.logsigmoid(pos_scores - neg_scores).mean()
+    terms = -F.logsigmoid(pos_scores - neg_scores)
+    return _masked_mean(terms, valid)
+
+
+def _masked_mean(terms: Tensor, valid: Tensor | None) -> Tensor:
+    if valid is None:
+        return terms.mean()
+    return (terms * valid).sum() / valid.sum().clamp_min(1)
+
+
+# ---------------------------------------------------------------- next-basket losses
+def margin_ranking(
+    pos_scores: Tensor, neg_scores: Tensor, *, margin: float = 1.0, valid: Tensor | None = None
+) -> Tensor:
+    """Pairwise hinge (``torch.nn.MarginRankingLoss`` with target 1): mean of
+    ``max(0, margin - (pos - neg))``. pos: (n,), neg: (n,) or (n, k); ``valid`` as :func:`bpr`."""
+    if neg_scores.dim() == 2:
+        pos_scores = pos_scores.unsqueeze(1)
+    return _masked_mean(F.relu(margin - (pos_scores - neg_scores)), valid)
+
+
+def multilabel_bce(logits: Tensor, targets: Tensor, *, pos_weight: float = 1.0) -> Tensor:
+    """Multi-label binary cross-entropy over every item (``BCEWithLogitsLoss(pos_weight=w)``),
+    the mean over all (row, item) cells:
+    ``mean_{r,i} [w * y_ri * softplus(-s_ri) + (1 - y_ri) * softplus(s_ri)]``.
+
+    logits, targets: (B, N) (targets 0/1, any dtype); ``pos_weight`` > 0 up-weights the
+    positives (the next-basket reference: 10; a basket holds ~10 of ~50k products)."""
+    y = targets.to(logits.dtype)
+    return (pos_weight * y * F.softplus(-logits) + (1.0 - y) * F.softplus(logits)).mean()
 
 
 # ---------------------------------------------------------------- SASRec-family losses

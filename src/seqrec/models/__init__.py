@@ -13,6 +13,7 @@ from pydantic import Field
 
 from seqrec.models import gru4rec, knn, markov, popularity, sasrec
 from seqrec.models.base import ModelSpec, Scorer, SupportsReplay, TrainingStrategy
+from seqrec.models.basket import rnn as basket_rnn
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from seqrec.models.popularity import Popularity, PopularityConfig
 
@@ -27,6 +28,7 @@ _SPECS: list[ModelSpec] = [
     knn.SKNN_SPEC,
     knn.VSKNN_SPEC,
     sasrec.SPEC,
+    basket_rnn.SPEC,
 ]
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}

@@ -1,0 +1,6 @@
+"""Next-basket models: basket encoders and models over orders (``basket-rnn``) and the
+frequency / neighbourhood baselines."""
+
+from seqrec.models.basket import rnn
+
+__all__ = ["rnn"]
