@@ -434,6 +434,26 @@ def describe(df: pl.DataFrame) -> dict[str, Any]:
         }  # type: ignore[arg-type]
 
     out["session_length"] = stats(Columns.session)
+    if Columns.basket in df.columns:  # next-basket data: users' baskets and basket sizes
+        key = [Columns.session, Columns.basket]
+        out["baskets"] = df.select(pl.struct(key).n_unique()).item()
+        per_user = df.group_by(Columns.session).agg(pl.col(Columns.basket).n_unique().alias("n"))
+        n = per_user.get_column("n")
+        out["baskets_per_user"] = {
+            "min": _num(n.min()),
+            "median": _num(n.median()),
+            "mean": _num(n.mean()),
+            "max": _num(n.max()),
+        }  # type: ignore[dict-item]
+        size = df.group_by(key).len().get_column("len")
+        out["basket_size"] = {
+            "min": _num(size.min()),
+            "median": _num(size.median()),
+            "mean": _num(size.mean()),
+            "max": _num(size.max()),
+        }  # type: ignore[dict-item]
+        if "time_range" in out:
+            out["time_range"]["note"] = "basket data: a relative clock (see the reader)"
     out["item_support"] = stats(Columns.item)
     if Columns.rating in df.columns:
         dist = df.group_by(Columns.rating).len().sort(Columns.rating)

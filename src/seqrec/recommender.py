@@ -442,7 +442,13 @@ class Recommender:
         list of baskets (oldest first) — see :meth:`recommend_basket`."""
         self._check_fitted()
         if self.spec.task == "next-basket":
-            return self.recommend_basket(session_items, k, **kwargs)
+            hist = id_list(session_items, "baskets")
+            if any(isinstance(b, str | bytes) or not hasattr(b, "__len__") for b in hist):
+                raise DataError(
+                    f"{self.model.name!r} predicts next baskets: give the user's baskets as a "
+                    "list of lists of item ids (oldest first), e.g. [[196, 13176], [21903]]"
+                )
+            return self.recommend_basket(hist, k, **kwargs)
         ids, scores = self.recommend_many([id_list(session_items, "session_items")], k, **kwargs)[0]
         return _ranked_frame(ids, scores)
 
