@@ -14,6 +14,7 @@ from pydantic import Field
 from seqrec.models import gru4rec, knn, markov, popularity, sasrec
 from seqrec.models.base import ModelSpec, Scorer, SupportsReplay, TrainingStrategy
 from seqrec.models.basket import rnn as basket_rnn
+from seqrec.models.basket import tifu_knn, topfreq, upcf
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from seqrec.models.popularity import Popularity, PopularityConfig
 
@@ -29,6 +30,11 @@ _SPECS: list[ModelSpec] = [
     knn.VSKNN_SPEC,
     sasrec.SPEC,
     basket_rnn.SPEC,
+    topfreq.G_SPEC,
+    topfreq.P_SPEC,
+    topfreq.GP_SPEC,
+    upcf.SPEC,
+    tifu_knn.SPEC,
 ]
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
