@@ -690,12 +690,13 @@ class BasketAccumulator:
         top = scores.topk(kmax, dim=1)
         valid = torch.isfinite(top.values)  # (B, kmax)
         hit = target.gather(1, top.indices) & valid
-        rep_t = target & history
-        exp_t = target & ~history
-        rep_hit = rep_t.gather(1, top.indices) & valid
-        n_t = target.sum(1).to(dt) + dropped
-        n_rep = rep_t.sum(1).to(dt)
-        n_exp = exp_t.sum(1).to(dt) + dropped
+        # sparse views of the targets: reductions over (B, N) blocks are the slow part
+        t_rows, t_items = target.nonzero(as_tuple=True)
+        t_rep = history[t_rows, t_items]
+        rep_hit = hit & history.gather(1, top.indices)
+        n_t = torch.bincount(t_rows, minlength=B).to(dt) + dropped
+        n_rep = torch.bincount(t_rows[t_rep], minlength=B).to(dt)
+        n_exp = n_t - n_rep
         kk = self.ks[-1]
         disc = 1.0 / torch.log2(torch.arange(2, kk + 2, device=scores.device, dtype=dt))
         cum_hit = hit.to(dt).cumsum(1)
@@ -721,12 +722,17 @@ class BasketAccumulator:
         self._n += B
         if pred is not None:
             preds = [pred] if isinstance(pred, Tensor) else list(pred)
+            n = self.n_items
+            t_count = torch.bincount(t_items, minlength=n).to(dt)
             for i, p in enumerate(preds):
-                self._tp[i] += (p & target).sum(0).to(dt)
-                self._fp[i] += (p & ~target).sum(0).to(dt)
-                self._fn[i] += (~p & target).sum(0).to(dt)
+                p_rows, p_items = p.nonzero(as_tuple=True)
+                is_tp = target[p_rows, p_items]
+                tp = torch.bincount(p_items[is_tp], minlength=n).to(dt)
+                self._tp[i] += tp
+                self._fp[i] += torch.bincount(p_items[~is_tp], minlength=n).to(dt)
+                self._fn[i] += t_count - tp
                 self._fn_dropped[i] += dropped.sum()
-                self._pred_size[i] += p.sum().to(dt)
+                self._pred_size[i] += float(len(p_items))
 
     def _f1(self, i: int, macro_items: str) -> tuple[float, float]:
         tp, fp, fn = self._tp[i], self._fp[i], self._fn[i]
