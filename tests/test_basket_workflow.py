@@ -129,3 +129,14 @@ def test_threshold_valid_with_a_baseline_keeps_its_set_rule(tmp_path):
 def test_instacart_config_parses_and_names_the_protocol():
     cfg = load_experiment(Path(__file__).parents[1] / "configs" / "instacart_tifu.toml")
     assert cfg.model.name == "tifu-knn" and cfg.split.method == "leave-one-out"
+
+
+def test_reference_grid_config_expands_to_the_notebook_grid():
+    from seqrec.experiment import grid
+
+    cfg = load_experiment(Path(__file__).parents[1] / "configs" / "instacart_notebook_grid.toml")
+    points = list(grid(cfg))
+    assert len(points) == 3 * 2 * 3 * 2 * 2 * 2 * 2
+    assert {p.eval.threshold for p in points} == {0.4, "valid"}
+    assert {p.model.encoder for p in points} == {"cnn", "attention"}
+    assert all("f1_micro" in p.eval.metrics for p in points)
