@@ -175,7 +175,8 @@ def test_session_log_wrong_header(tmp_path: Path) -> None:
 def test_non_numeric_timestamp_suggests_time_unit(tmp_path: Path) -> None:
     f = write(tmp_path / "t.csv", "session_id,item_id,timestamp\n1,2,2014-04-01 10:00:00\n")
     with pytest.raises(SchemaError, match="time_unit='datetime'"):
-        read_interactions(f)
+        read_interactions(f, time_unit="s")
+    assert read_interactions(f)["timestamp"].to_list() == [1396346400.0]  # auto: ISO text
     g = write(tmp_path / "g.csv", "session_id,item_id,timestamp\n1,2,yesterday\n")
     with pytest.raises(SchemaError, match="could not parse timestamp"):
         read_interactions(g, time_unit="datetime")
