@@ -390,7 +390,7 @@ def split_by_time(
         "dropped": dropped,
         "counts": _counts_dict({"train": train_out, **parts}),
     }
-    logger.info("split_by_time: %s", protocol["counts"])
+    logger.debug("split_by_time: %s", protocol["counts"])
     return Split(train=train_out, valid=parts["valid"], test=parts["test"], protocol=protocol)  # type: ignore[arg-type]
 
 
