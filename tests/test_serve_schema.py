@@ -40,6 +40,8 @@ def test_api_answers_every_generated_request(case) -> None:
     # every error says what is wrong in 'detail'
     if response.status_code >= 400:
         assert response.json().get("detail")
+    if response.status_code == 413:  # a generated body over the size limit: refused unread
+        return
     case.validate_response(
         response,
         excluded_checks=[

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import gc
 import gzip
 import hashlib
 import hmac
@@ -115,9 +116,11 @@ class ServeConfig(BaseModel):
     device: str = "cpu"
     threads: int | None = Field(1, ge=1)
     """torch CPU threads in each worker (None: leave torch's default)."""
-    batch_window_ms: float = Field(1.0, ge=0, le=1000)
-    """How long the micro-batcher waits for more requests after the first one (0: score
-    whatever has arrived)."""
+    batch_window_ms: float = Field(0.0, ge=0, le=1000)
+    """How long the micro-batcher waits for more requests after the first one. 0 (the
+    default): score whatever has arrived — while a batch is scored the next one gathers by
+    itself, and uvloop's timers are millisecond-grained, so any window adds >= 1 ms to a
+    lone request (measured in benchmarks/README.md)."""
     max_batch_size: int = Field(64, ge=1, le=100_000)
     """Most queries scored in one batch (a larger single request is scored alone)."""
     default_k: int = Field(20, ge=1)
@@ -744,6 +747,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.start(cfg.threads)
+        gc.collect()
+        gc.freeze()  # the model's objects leave the collector's generations: shorter pauses
         state["ready"] = True
         try:
             yield
