@@ -157,6 +157,11 @@ class QueryIn(BaseModel):
     baskets: list[list[ItemId]] | None = Field(
         None, description="next-basket models: the user's earlier baskets, oldest first"
     )
+    context: list[list[float]] | None = Field(
+        None,
+        description="next-basket models with order context: one row per basket "
+        "(the model's context_names, e.g. day of week, hour, days since the prior order)",
+    )
     user_id: ItemId | None = None
     exclude: list[ItemId] = Field(default_factory=list, description="never recommend these")
     candidates: list[ItemId] | None = Field(
@@ -348,8 +353,17 @@ def load_model(
         search_keys=keys,
         int_ids=ids.dtype.kind != "U",
     )
+    if rec.spec.task == "next-basket":
+        n_ctx = len(getattr(rec.model_, "context_names", ()) or ())
+        ctx = [[0.0] * n_ctx] if n_ctx else None
+        warm = [
+            Query(baskets=[[ids[0]]], context=ctx),
+            Query(baskets=[], context=[] if n_ctx else None),
+        ]
+    else:
+        warm = [Query(items=[ids[0]]), Query(items=[])]
     with torch.inference_mode():  # warm up: the first forward pass allocates
-        rec.recommend_queries([Query(items=[ids[0]]), Query(items=[])], k=1)
+        rec.recommend_queries(warm, k=1)
     return loaded
 
 
@@ -556,6 +570,12 @@ def build_queries(
         where = f"queries[{i}]." if req.queries is not None else ""
         if q.baskets is not None:
             _check_baskets(q, model, cfg, where)
+        elif model.task == "next-basket" and q.items:
+            raise RequestError(
+                f"{where}items: model {model.name!r} predicts next baskets; send the user's "
+                "baskets as 'baskets' (a list of lists of item ids, oldest first)",
+                status=422,
+            )
         _limit(len(q.items), cfg.max_session_length, f"{where}items", "--max-session-length")
         _limit(len(q.exclude), cfg.max_exclude, f"{where}exclude", "--max-exclude")
         if q.candidates is not None:
@@ -579,6 +599,18 @@ def build_queries(
                 arr[a:e][b_known[a:e]]
                 for a, e in zip(ends - [len(b) for b in q.baskets], ends, strict=True)
             ]
+            if q.context is not None:
+                if len(q.context) != len(q.baskets):
+                    raise RequestError(
+                        f"{where}context: one row per basket is needed ({len(q.baskets)} "
+                        f"baskets, {len(q.context)} rows)",
+                        status=422,
+                    )
+                kw["context"] = q.context
+        elif q.context is not None:
+            raise RequestError(
+                f"{where}context goes with 'baskets' (next-basket models)", status=422
+            )
         queries.append(
             Query(
                 items=items[known],
@@ -594,8 +626,8 @@ def build_queries(
 
 
 def _check_baskets(q: QueryIn, model: LoadedModel, cfg: ServeConfig, where: str) -> None:
-    """Basket queries: refused by next-item models; next-basket models need a ``Query``
-    that carries baskets (not in this seqrec yet)."""
+    """Basket queries: refused by next-item models; limits on the number of baskets and
+    items."""
     if model.task != "next-basket":
         raise RequestError(
             f"{where}baskets: model {model.name!r} is a next-item model; send the session "
@@ -605,12 +637,6 @@ def _check_baskets(q: QueryIn, model: LoadedModel, cfg: ServeConfig, where: str)
     _limit(len(q.baskets or ()), cfg.max_baskets, f"{where}baskets", "--max-baskets")
     n = sum(len(b) for b in q.baskets or ())
     _limit(n, cfg.max_session_length, f"{where}baskets (items in all)", "--max-session-length")
-    if "baskets" not in getattr(Query, "__dataclass_fields__", {}):
-        raise RequestError(
-            f"{where}baskets: this seqrec's Query type has no baskets yet; next-basket "
-            "serving arrives with next-basket models",
-            status=422,
-        )
 
 
 def result_payload(
