@@ -38,7 +38,7 @@ examples:
 
 
 def add_parser(sub: Any) -> None:
-    from seqrec.serve import ServeConfig
+    from seqrec.serve_config import ServeConfig
 
     d = ServeConfig()
     p = sub.add_parser(
@@ -116,7 +116,7 @@ def add_parser(sub: Any) -> None:
 def _config(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
-    from seqrec.serve import ServeConfig
+    from seqrec.serve_config import ServeConfig
 
     try:
         return ServeConfig(
