@@ -311,3 +311,18 @@ def test_transformer_over_orders_trains_stably_on_instacart():
     assert math.isfinite(loss_sum / n)
     end = recall()
     assert end > start + 0.01, (start, end)
+
+
+def test_item_repeat_rates_by_hand():
+    # user 0: items 1 and 2 in baskets 0 and 2 of 3 (2 exposures, 1 repurchase each), item 3
+    # in basket 1 (1 exposure, none); user 1: item 1 in both of 2 baskets (1 exposure, 1)
+    data = SequenceData.from_baskets([[[1, 2], [3], [1, 2]], [[1], [1]]], 5)
+    from seqrec.models.basket.rnn import item_repeat_rates
+
+    r = item_repeat_rates(data, prior=1e-12)
+    assert r[1] == pytest.approx(2 / 3, abs=1e-6)
+    assert r[2] == pytest.approx(1 / 2, abs=1e-6)
+    r0 = 3 / 6  # all repurchases / all exposures
+    assert r[3] == pytest.approx(0.0, abs=1e-6)
+    smooth = item_repeat_rates(data, prior=10.0)
+    assert smooth[4] == pytest.approx(r0)  # never bought: the overall rate

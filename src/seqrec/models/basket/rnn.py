@@ -8,7 +8,7 @@ Readable top to bottom:
   attention pooling) -> optional order context (day of week, hour, days since the prior
   order) concatenated -> a GRU or a pre-norm transformer over the last ``n_orders`` orders
   -> ``Linear(hidden, 256) -> ReLU -> dropout -> Linear(256, n_items)`` logits; with
-  ``repeat = true`` a repeat-aware term is added to the logits of the user's history items
+  ``repeat = true`` the user's history products are scored by a repeat-aware MLP instead
   (:class:`RepeatHead`);
 * :class:`BasketRNNStrategy` — how it trains, driven by :class:`~seqrec.train.Trainer`:
   every basket ``t >= 1`` of every training user is a target, its history the baskets
@@ -54,7 +54,10 @@ BasketLoss = Literal["bce", "bpr", "margin", "bce+bpr", "bce+margin"]
 
 #: Time decays of the repeat head's frequency features (per basket back in time).
 REPEAT_DECAYS: tuple[float, ...] = (0.5, 0.8, 0.95)
-N_REPEAT_FEATURES = len(REPEAT_DECAYS) + 5
+N_REPEAT_FEATURES = len(REPEAT_DECAYS) + 6  # + the product's repeat rate
+
+REPEAT_RATE_PRIOR = 10.0
+"""Pseudo-exposures of the smoothed per-product repeat rate (see :func:`item_repeat_rates`)."""
 
 
 class BasketRNNConfig(ConfigModel):
@@ -94,9 +97,9 @@ class BasketRNNConfig(ConfigModel):
         Ranking losses: negatives per positive, drawn proportional to
         ``count ** sample_alpha`` over training products (0: uniform).
     repeat
-        Add the repeat-aware term of :class:`RepeatHead` to the logits of the products in the
-        user's whole history (time-decayed frequencies, recency, the product and the user
-        state through a small MLP).
+        Score the products of the user's whole history with :class:`RepeatHead` (time-decayed
+        frequencies, recency, the product's repeat rate and the user state through a small
+        MLP) instead of the head; the other products keep the head's logits.
     max_basket_size
         Keep at most this many items of an order (cart order) in the encoder; None: all.
     """
@@ -269,35 +272,66 @@ def repeat_features(batch: QueryBatch) -> tuple[Tensor, Tensor, Tensor]:
     return u_rows, u_items, torch.stack(feats, dim=1)  # (P,), (P,), (P, F)
 
 
+def item_repeat_rates(data: SequenceData, prior: float = REPEAT_RATE_PRIOR) -> np.ndarray:
+    """float32 (n_items,): how often a product is bought again once a user has bought it.
+
+    For each (user, product): ``exposures`` = the user's baskets after the first purchase,
+    ``repurchases`` = the purchases after the first. Per product, ``(sum repurchases +
+    prior * r0) / (sum exposures + prior)`` with ``r0`` the rate over all products (products
+    never re-exposed get ``r0``). Vectorised (one ``np.unique`` over the user-product keys)."""
+    sb = data.sequence_baskets()
+    basket = data.basket_of_event()
+    seq = np.searchsorted(sb, basket, side="right") - 1
+    pos = basket - sb[seq]
+    n_b = (sb[1:] - sb[:-1])[seq]
+    key = seq.astype(np.int64) * data.n_items + data.items
+    _, first, count = np.unique(key, return_index=True, return_counts=True)
+    item = data.items[first]
+    exposures = (n_b[first] - 1 - pos[first]).astype(np.float64)
+    repurchases = (count - 1).astype(np.float64)
+    exp_i = np.bincount(item, exposures, minlength=data.n_items)
+    rep_i = np.bincount(item, repurchases, minlength=data.n_items)
+    r0 = rep_i.sum() / max(exp_i.sum(), 1.0)
+    return ((rep_i + prior * r0) / (exp_i + prior)).astype(np.float32)
+
+
 class RepeatHead(nn.Module):
-    """The repeat-aware term added to the logits of history products (ReCANet-like).
+    """The repeat-aware scores of the user's history products (a repeat/explore gate in the
+    spirit of ReCANet and DNNTSP).
 
-    For every (user, product) pair of the user's whole history: an MLP over the product's
-    repeat features (:func:`repeat_features`), its embedding and a projection of the user
-    state gives ``r_ui``; the logits become ``s_ui + r_ui`` for history products and stay
-    ``s_ui`` for the others. The user state makes it a learned repeat/explore gate: the
-    same frequency can count for more for a user whose next basket is likely a repeat."""
+    For every (user, product) pair of the user's whole history, an MLP over the pair's
+    repeat features (:func:`repeat_features`: time-decayed frequencies, recency), the
+    product's smoothed repeat rate in the training data (:func:`item_repeat_rates`, as a
+    logit) and a projection of the user state gives ``r_ui``. History products are scored
+    ``r_ui``, the other products keep the head's logit ``s_ui`` (explore). The user state
+    lets the MLP act as the gate: how far a user's repeat candidates rank above (or below)
+    the head's explore candidates. No product embedding enters the MLP: with a per-product
+    input it fits the training users' products and generalises worse (see the docs)."""
 
-    def __init__(self, embedding_dim: int, hidden: int, dim: int = 64) -> None:
+    def __init__(self, hidden: int, n_items: int, dim: int = 64) -> None:
         super().__init__()
+        # the training data's smoothed repeat rate of every product (item_repeat_rates),
+        # set by the training strategy and saved with the weights
+        self.register_buffer("item_rate", torch.zeros(n_items))
         self.user = nn.Linear(hidden, 32)
         self.mlp = nn.Sequential(
-            nn.Linear(N_REPEAT_FEATURES + embedding_dim + 32, dim),
+            nn.Linear(N_REPEAT_FEATURES + 32, dim),
             nn.ReLU(),
             nn.Linear(dim, dim),
             nn.ReLU(),
             nn.Linear(dim, 1),
         )
 
-    def forward(
-        self, logits: Tensor, batch: QueryBatch, state: Tensor, item_emb: nn.Embedding
-    ) -> Tensor:
+    def forward(self, logits: Tensor, batch: QueryBatch, state: Tensor) -> Tensor:
         rows, items, feats = repeat_features(batch)
         if len(rows) == 0:
             return logits
-        x = torch.cat([feats, item_emb(items), self.user(state)[rows]], dim=1)  # (P, F+E+32)
+        rate = self.item_rate[items].clamp(1e-4, 1 - 1e-4)
+        feats = torch.cat([feats, torch.logit(rate).unsqueeze(1) / 4.0], dim=1)  # (P, F)
+        x = torch.cat([feats, self.user(state)[rows]], dim=1)  # (P, F + 32)
         r = self.mlp(x).squeeze(1)  # (P,)
-        return logits.index_put((rows, items), r, accumulate=True)
+        # history products are scored by the repeat term alone, the others by the head
+        return logits.index_put((rows, items), r)
 
 
 # ------------------------------------------------------------------ the module
@@ -343,7 +377,7 @@ class BasketRNN(nn.Module):
             nn.Dropout(c.dropout),
             nn.Linear(c.head_dim, n_items),
         )
-        self.repeat = RepeatHead(c.embedding_dim, c.hidden) if c.repeat else None
+        self.repeat = RepeatHead(c.hidden, n_items) if c.repeat else None
 
     def _context(self, ctx: Tensor) -> Tensor:
         """(m, 3) raw context (dow, hour, days since prior) -> (m, 9) features."""
@@ -379,7 +413,7 @@ class BasketRNN(nn.Module):
         state = self.orders(orders, valid)  # (B, H)
         logits = self.head(state)  # (B, N)
         if self.repeat is not None:
-            logits = self.repeat(logits, batch, state, self.item_emb)
+            logits = self.repeat(logits, batch, state)
         return logits
 
     @torch.no_grad()
@@ -503,6 +537,9 @@ class BasketRNNStrategy:
             self._sampler = PopularitySampler(
                 data.item_counts(), 1, self.config.sample_alpha, rng=rng, cache_size=1
             )
+        if model.repeat is not None:
+            rates = torch.from_numpy(item_repeat_rates(data))
+            model.repeat.item_rate.copy_(rates.to(model.repeat.item_rate.device))
         self._opt = _optimizer(model, self.train)
         if self._pending is not None:
             state, self._pending = self._pending, None
