@@ -207,7 +207,8 @@ class QueryBatch:
         np.cumsum(n_b, out=qb[1:])
         ctx = None
         if context is not None:
-            width = len(ctx_rows[0]) if ctx_rows else 0
+            shapes = [np.shape(c) for c in context if c is not None and np.ndim(c) == 2]
+            width = len(ctx_rows[0]) if ctx_rows else (shapes[0][1] if shapes else 0)
             arr = np.stack(ctx_rows) if ctx_rows else np.zeros((0, width), np.float32)
             ctx = torch.from_numpy(arr).to(device)
         return replace(
