@@ -154,7 +154,7 @@ def _ordered(df: pl.DataFrame) -> pl.DataFrame:
     d = d.with_columns(
         pl.col(Columns.time).min().over(key).alias("_bt"), pl.col(_ROW).min().over(key).alias("_br")
     ).sort([Columns.session, "_bt", "_br", _ROW])
-    first = (pl.col("_br") != pl.col("_br").shift(1).over(Columns.session)).fill_null(True)
+    first = pl.col(_ROW) == pl.col("_br")  # the first row of its basket (rows sorted in it)
     d = d.with_columns((first.cast(pl.Int64).cum_sum().over(Columns.session) - 1).alias(_POS))
     d = d.with_columns((pl.col(_POS).max().over(Columns.session) + 1).alias(_LEN))
     return d.with_columns((pl.col(_LEN) - 1 - pl.col(_POS)).alias(_REV)).drop("_bt", "_br")
