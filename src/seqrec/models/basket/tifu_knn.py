@@ -139,9 +139,10 @@ class TIFUKNN(ArrayModel):
         q = self.query_vectors(batch)  # (B, N)
         qn = row_normalize(q)
         n_users = self.users_.shape[0]
+        unit_t = self._unit_t()
         parts = []
         for sl in row_chunks(len(batch), n_users):
-            sims = (qn[sl] @ self.users_unit_.T).toarray()  # (b, U) cosine
+            sims = (qn[sl] @ unit_t).toarray()  # (b, U) cosine
             take = topk_dense(sims, self.config.k)  # (b, U) the neighbours
             r, u = np.nonzero(take)
             found = np.bincount(r, minlength=take.shape[0]).astype(np.float64)
@@ -149,6 +150,16 @@ class TIFUKNN(ArrayModel):
             parts.append(w @ self.users_)  # (b, N) neighbour mean
         nbr = sp.vstack(parts, format="csr") if parts else sp.csr_matrix(q.shape)
         return (a * q + (1.0 - a) * nbr).tocsr()
+
+    def _unit_t(self) -> sp.csr_matrix:
+        """The unit user vectors transposed, ``(N, U)`` CSR, built once per fitted state (a
+        CSR @ CSC product would convert the transpose again for every chunk)."""
+        assert self.users_unit_ is not None
+        cached = getattr(self, "_unit_t_cache", None)
+        if cached is None or cached[0] is not self.users_unit_:
+            cached = (self.users_unit_, self.users_unit_.T.tocsr())
+            self._unit_t_cache = cached
+        return cached[1]
 
     def score(self, batch: QueryBatch) -> Tensor:
         evidence = self.evidence(batch)
