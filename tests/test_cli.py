@@ -165,7 +165,7 @@ def test_run_grid_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = tmp_path / "g"
     assert main(["run", str(cfg), "--grid", "model.layers=[4],[8]", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "tiny-0" in text and "tiny-1" in text and "model.layers" in text
+    assert text.count("tiny-") >= 2 and "model.layers" in text and "seeds" in text
     assert (out / "summary.csv").is_file()
     assert pl.read_csv(out / "summary.csv").height == 2
 

@@ -17,6 +17,7 @@ from seqrec.experiment import (
     grid,
     load_experiment,
     load_run,
+    point_id,
     prepare_data,
     run,
     run_grid,
@@ -511,11 +512,13 @@ def test_run_rejects_a_config_with_a_grid(tiny: Path) -> None:
 def test_run_grid_writes_summary(tiny: Path, tmp_path: Path) -> None:
     configs = grid(tiny, {"model.layers": [[4], [8]]})
     results = run_grid(configs, tmp_path / "g", progress=False)
-    assert [r.out_dir.name for r in results] == ["tiny-0", "tiny-1"]
+    names = [f"tiny-{point_id(c)}-s0" for c in configs]
+    assert [r.out_dir.name for r in results] == names
     import csv
 
     rows = list(csv.DictReader((tmp_path / "g" / "summary.csv").open()))
-    assert [r["run"] for r in rows] == ["tiny-0", "tiny-1"]
+    assert [r["run"] for r in rows] == names
+    assert [r["status"] for r in rows] == ["new", "new"]
     assert [r["model.layers"] for r in rows] == ["[4]", "[8]"]
     assert float(rows[0]["test.recall@20"]) == results[0].reports["test"].metrics["recall@20"]
     for r in results:

@@ -30,8 +30,16 @@ config (data, split, model, train, ...) is refused, naming the differing keys. W
 keeps .<name>.partial/ only if it holds a checkpoint. --overwrite --resume continues an
 interrupted --overwrite.
 
-With a [grid] table in the file, or --grid, every combination runs into
-<out>/<name>-<i> (i from 0) and <out>/summary.csv collects the metrics.
+With a [grid] table in the file (the search space), or --grid, every point runs into
+<out>/<name>-<point>-s<seed>/, where <point> is a hash of the point's resolved config:
+--resume after growing or shrinking the value lists reuses every finished point and
+runs only the new ones. [search] chooses method = "grid" (every combination) or
+"random" (n points drawn with search.seed, also from ranges {low, high, log}), the
+seeds of every point (seeds = [0, 1, 2] or n_seeds = 3) and max_runs. <out>/summary.csv
+has one row per run, <out>/points.csv one per point with mean, std and 95% interval over
+its seeds; the table printed shows mean ± std [95% interval]. A point that fails is
+recorded (status and error in summary.csv, error.json in its directory), the grid goes
+on and the exit status is 1; the next run of the grid retries it.
 
 --set and --grid values are TOML values (3, 0.1, true, [100], "text"); anything that
 is not valid TOML is taken as a plain string (model.name=pop).
@@ -42,6 +50,7 @@ examples:
   seqrec run configs/ml100k_notebook.toml --grid train.learning_rate=0.001,0.005 --out runs/lr
   seqrec run configs/ml100k_gru4rec.toml --set model.name=pop --out runs/pop --overwrite
   seqrec run configs/ml100k_gru4rec.toml --resume     # after a kill: continue it
+  seqrec run configs/ml100k_notebook_grid.toml --set search.n_seeds=3 --resume
 """
 
 
@@ -83,6 +92,12 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="continue after a kill: keep runs finished with the same config, continue an "
         "unfinished run from its last epoch checkpoint, refuse a changed config",
+    )
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        metavar="N",
+        help="refuse a grid or search of more than N runs (points x seeds); sets search.max_runs",
     )
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
     add_progress(p)
@@ -153,11 +168,17 @@ def _resume_note(result: Any) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from seqrec.experiment import grid, load_experiment, run, run_grid
 
-    cfg = load_experiment(args.experiment, args.set or ())
+    sets = list(args.set or ())
+    if args.max_runs is not None:
+        sets.append(f"search.max_runs={args.max_runs}")
+    cfg = load_experiment(args.experiment, sets)
     extra = dict(parse_grid_arg(g) for g in (args.grid or ()))
     out_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     show = progress(args)
-    if cfg.grid or extra:
+    many = cfg.search is not None and (
+        cfg.search.method == "random" or cfg.search.seeds or cfg.search.n_seeds
+    )
+    if cfg.grid or extra or many:
         configs = grid(cfg, extra)
         note(f"grid: {len(configs)} runs into {out_dir}/")
         results = run_grid(
@@ -166,11 +187,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.resume:
             for r in results:
                 _resume_note(r)
+        failed = [r for r in results if r.status == "failed"]
+        for r in failed:
+            note(f"failed: {r.out_dir.name}: {r.error}")
         if args.json:
             out(json.dumps([r.metrics for r in results], indent=2))
-            return 0
-        out(grid_table(results, out_dir))
+        else:
+            out(grid_table(results, out_dir))
+        if failed:
+            note(
+                f"{len(failed)} of {len(results)} runs failed (see error.json in their "
+                "directories); run the grid again to retry them"
+            )
+            return 1
         return 0
+    cfg = cfg.model_copy(update={"search": None})  # one run: max_runs is met
     result = run(cfg, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume)
     _resume_note(result)
     if args.json:
@@ -190,25 +221,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def grid_table(results: Sequence[Any], out_dir: Path) -> str:
-    """One row per grid run: its directory, the varying keys, the test (else valid) metrics."""
-    from seqrec.experiment import SUMMARY_FILE, flatten_dict, format_table, varying_keys
+    """One row per grid point: its directory (``-s*`` with several seeds), the varying
+    keys, the number of seeds and the test (else valid) metrics as mean ± std [95%
+    interval] over the seeds (the value alone with one seed)."""
+    from seqrec.experiment import (
+        POINTS_FILE,
+        SUMMARY_FILE,
+        flatten_dict,
+        format_stats,
+        format_table,
+        point_id,
+        seed_stats,
+        varying_keys,
+    )
 
-    keys = varying_keys([r.config for r in results])
+    keys = [k for k in varying_keys([r.config for r in results]) if k != "seed"]
     part = "test" if any("test" in r.reports for r in results) else "valid"
     metric_names: list[str] = []
     for r in results:
         if part in r.reports:
             metric_names += [m for m in r.reports[part].metrics if m not in metric_names]
-    rows = []
+    points: dict[str, list[Any]] = {}
     for r in results:
-        flat = flatten_dict(r.config.to_dict())
+        points.setdefault(point_id(r.config), []).append(r)
+    rows = []
+    for pid, rs in points.items():
+        flat = flatten_dict(rs[0].config.to_dict())
         vals = [
             json.dumps(flat.get(k)) if isinstance(flat.get(k), list) else str(flat.get(k))
             for k in keys
         ]
-        rep = r.reports.get(part)
-        rows.append(
-            [r.out_dir.name, *vals, *[rep.metrics.get(m) if rep else None for m in metric_names]]
-        )
-    table = format_table(["run", *keys, *[f"{part} {m}" for m in metric_names]], rows)
-    return f"{table}\n(summary: {out_dir / SUMMARY_FILE})"
+        ok = [r for r in rs if r.status != "failed"]
+        name = rs[0].out_dir.name if len(rs) == 1 else f"{rs[0].config.name}-{pid}-s*"
+        stats = [
+            format_stats(
+                seed_stats([r.reports[part].metrics.get(m) for r in ok if part in r.reports])
+            )
+            for m in metric_names
+        ]
+        seeds = f"{len(ok)}" + (f" ({len(rs) - len(ok)} failed)" if len(ok) < len(rs) else "")
+        rows.append([name, *vals, seeds, *stats])
+    table = format_table(["run", *keys, "seeds", *[f"{part} {m}" for m in metric_names]], rows)
+    return f"{table}\n(per run: {out_dir / SUMMARY_FILE}; per point: {out_dir / POINTS_FILE})"

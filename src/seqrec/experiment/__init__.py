@@ -2,7 +2,8 @@
 
 An experiment file (TOML or YAML) has the sections ``[data]``, ``[preprocess]``, ``[split]``,
 ``[model]``, ``[objective]``, ``[train]``, ``[eval]`` plus the top-level keys ``name`` and
-``seed``, and optionally a ``[grid]`` table. Each section maps onto one frozen pydantic model
+``seed``, and optionally a ``[grid]`` table (the search space) and a ``[search]`` section
+(grid or random search, seeds per point, a maximum number of runs). Each section maps onto one frozen pydantic model
 (unknown keys are errors). Two sections are discriminated unions: ``model.name`` selects the
 model from the explicit registry :data:`seqrec.models.MODELS` and the other ``[model]`` keys
 validate against that model's config class (no ``name`` means ``"gru4rec"``);
@@ -28,6 +29,10 @@ no ``method`` means ``"time"``). A key of another model or method is an error sa
     [grid]                       # optional: the cartesian product is run by run_grid
     "train.learning_rate" = [0.05, 0.1]
 
+    [search]                     # optional: method = "grid" (default) or "random" (n = budget)
+    seeds = [0, 1, 2]            # every point with each seed; tables show mean ± std, 95% CI
+    max_runs = 100               # a larger search is a ConfigError before anything runs
+
 :func:`run` reads, cleans and splits the data (:func:`prepare_data`), trains a
 :class:`~seqrec.recommender.Recommender`, evaluates it and writes a run directory::
 
@@ -37,6 +42,12 @@ no ``method`` means ``"time"``). A key of another model or method is an error sa
                              data statistics, timings
       log.txt                the log of the run
       artifact/              the saved model (Recommender.load)
+
+A grid or search runs each point and seed into ``<out>/<name>-<point id>-s<seed>/`` (the
+point id is a hash of the point's resolved config, so a grown or shrunk grid keeps its
+finished points), with ``summary.csv`` (one row per run) and ``points.csv`` (one row per
+point: mean, std and 95% interval over the seeds) beside them; a failed point holds
+``error.json`` and the grid goes on (see :func:`run_grid`).
 
 A run lives in ``runs/.<name>.partial/`` until it finishes (config first, the log, and
 the Trainer's ``checkpoint/`` after every epoch); then ``metrics.json`` is written, the
@@ -53,6 +64,8 @@ The modules, one job each:
 * :mod:`~seqrec.experiment.errors` — :class:`RunExistsError`, the friendly config errors;
 * :mod:`~seqrec.experiment.overrides` — ``--set`` parsing, :func:`apply_overrides`, grid points;
 * :mod:`~seqrec.experiment.load` — :func:`load_experiment`, :func:`grid`;
+* :mod:`~seqrec.experiment.search` — grid and random points, seeds, :func:`point_id`,
+  :func:`seed_stats`;
 * :mod:`~seqrec.experiment.files` — reading TOML/YAML, compact TOML, atomic writes, file names;
 * :mod:`~seqrec.experiment.prepare` — read -> preprocess -> split, a saved run's evaluation data;
 * :mod:`~seqrec.experiment.runs` — :func:`run`, :func:`run_grid`, :class:`RunResult`,
@@ -79,7 +92,9 @@ from seqrec.experiment.config import (
     LeaveOneOutConfig,
     PreprocessConfig,
     PresplitConfig,
+    RangeSpec,
     RatioSplitConfig,
+    SearchConfig,
     SplitConfig,
     SyntheticConfig,
     TimeSplitConfig,
@@ -89,8 +104,10 @@ from seqrec.experiment.config import (
 from seqrec.experiment.errors import RunExistsError
 from seqrec.experiment.files import (
     ARTIFACT_DIR,
+    ERROR_FILE,
     LOG_FILE,
     METRICS_FILE,
+    POINTS_FILE,
     RESOLVED_CONFIG,
     SUMMARY_FILE,
 )
@@ -115,12 +132,15 @@ from seqrec.experiment.prepare import (
     run_split,
 )
 from seqrec.experiment.runs import RunResult, load_run, run, run_grid
+from seqrec.experiment.search import expand, format_stats, point_id, run_name, seed_stats
 from seqrec.experiment.tables import format_table, metrics_table
 
 __all__ = [
     "ARTIFACT_DIR",
+    "ERROR_FILE",
     "LOG_FILE",
     "METRICS_FILE",
+    "POINTS_FILE",
     "RESOLVED_CONFIG",
     "SPLITS",
     "SUMMARY_FILE",
@@ -132,18 +152,22 @@ __all__ = [
     "LeaveOneOutConfig",
     "PreprocessConfig",
     "PresplitConfig",
+    "RangeSpec",
     "RatioSplitConfig",
     "RunExistsError",
     "RunResult",
+    "SearchConfig",
     "SplitConfig",
     "SyntheticConfig",
     "TimeSplitConfig",
     "apply_overrides",
     "apply_preprocess",
     "evaluation_data",
+    "expand",
     "experiment_of",
     "find_run_config",
     "flatten_dict",
+    "format_stats",
     "format_table",
     "grid",
     "load_experiment",
@@ -153,12 +177,15 @@ __all__ = [
     "model_takes_objective",
     "parse_override",
     "parse_value",
+    "point_id",
     "prepare_data",
     "preprocess_steps",
     "read_data",
     "run",
     "run_grid",
+    "run_name",
     "run_split",
+    "seed_stats",
     "validate_config",
     "varying_keys",
 ]

@@ -396,6 +396,83 @@ class EvalConfig(_Section):
         return v
 
 
+# ============================================================================= search
+class RangeSpec(_Section):
+    """A range of a random search dimension (``{low, high, log, int}`` in ``[grid]``).
+
+    Parameters
+    ----------
+    low, high
+        Bounds (inclusive for integers); ``low < high``.
+    log
+        Draw uniformly on a log scale (``low > 0``), as for learning rates.
+    integer
+        Draw integers (rounded after a log draw).
+    """
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> RangeSpec:
+        if not self.low < self.high:
+            raise ValueError(f"a range needs low < high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got low={self.low}")
+        return self
+
+
+class SearchConfig(_Section):
+    """How the search space of ``[grid]`` is searched, and how often each point runs
+    (``[search]``).
+
+    Parameters
+    ----------
+    method
+        ``"grid"`` (default): every point of the cartesian product of the ``[grid]`` lists;
+        ``"random"``: ``n`` points drawn from the ``[grid]`` dimensions (a list: one of its
+        values, uniformly; a table ``{low, high, log, integer}``: a number in that range).
+    n
+        The budget of a random search (distinct points; fewer when the space is smaller).
+    seed
+        The seed of the random draw (the points do not depend on the runs' ``seed``).
+    seeds, n_seeds
+        Run every point with each of these values of the experiment's ``seed``, or with
+        ``n_seeds`` seeds ``seed, seed + 1, ...`` (at most one of the two). Tables then show
+        mean, standard deviation and a 95% t-interval over the seeds of each point.
+    max_runs
+        Refuse (a ConfigError saying how many it would be) a search of more runs than this
+        (points x seeds); None: no limit.
+    """
+
+    method: Literal["grid", "random"] = "grid"
+    n: int | None = Field(None, ge=1)
+    seed: int = 0
+    seeds: list[int] | None = Field(None, min_length=1)
+    n_seeds: int | None = Field(None, ge=1)
+    max_runs: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchConfig:
+        if self.seeds is not None and self.n_seeds is not None:
+            raise ValueError("set at most one of search.seeds and search.n_seeds")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"search.seeds has repeated values: {self.seeds}")
+        if self.method == "random" and self.n is None:
+            raise ValueError("search.method = 'random' needs a budget: search.n = <points>")
+        if self.method == "grid" and self.n is not None:
+            raise ValueError("search.n is the budget of method = 'random'; a grid runs every point")
+        return self
+
+    def seed_list(self, base: int) -> list[int]:
+        """The seeds each point runs with (``[base]`` without seeds/n_seeds)."""
+        if self.seeds is not None:
+            return list(self.seeds)
+        return [base + i for i in range(self.n_seeds or 1)]
+
+
 # ========================================================================= experiment
 def _default_model() -> BaseModel:
     return model_config_classes()[DEFAULT_MODEL]()
@@ -406,9 +483,10 @@ class ExperimentConfig(_Section):
 
     ``objective`` belongs to the models that train with one (GRU4Rec): for them a missing
     section takes the defaults; for the others (``pop``) giving one is an error.
-    ``grid`` maps dotted keys to lists of values (see :func:`seqrec.experiment.grid`); it is
-    empty in the expanded configs and in every resolved config written by
-    :func:`seqrec.experiment.run`.
+    ``grid`` maps dotted keys to lists of values (or, for a random search, ranges) and
+    ``search`` says how to search them and with which seeds (see
+    :func:`seqrec.experiment.grid`); both are empty in the expanded configs and in every
+    resolved config written by :func:`seqrec.experiment.run`.
     """
 
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -420,7 +498,8 @@ class ExperimentConfig(_Section):
     objective: ObjectiveConfig | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    grid: dict[str, list[Any] | RangeSpec] = Field(default_factory=dict)
+    search: SearchConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -459,6 +538,12 @@ class ExperimentConfig(_Section):
             parse(ev.metrics)
         except ConfigError as e:
             raise ValueError(f"eval.metrics: {e} (model {self.model.name!r})") from None
+        ranges = [k for k, v in self.grid.items() if isinstance(v, RangeSpec)]
+        if ranges and (self.search is None or self.search.method != "random"):
+            raise ValueError(
+                f"grid keys {ranges} are ranges ({{low, high}}), which only a random search "
+                "draws from: set [search] method = 'random' and n = <budget>, or give lists"
+            )
         takes = model_takes_objective(self.model.name)
         if self.objective is None and takes:
             object.__setattr__(self, "objective", ObjectiveConfig())
@@ -474,6 +559,13 @@ class ExperimentConfig(_Section):
         d = drop_none(self.model_dump(mode="json"))
         if not d.get("grid"):
             d.pop("grid", None)
+        return d
+
+    def without_search(self) -> dict[str, Any]:
+        """:meth:`to_dict` without ``grid`` and ``search`` (the base of the points)."""
+        d = self.to_dict()
+        d.pop("grid", None)
+        d.pop("search", None)
         return d
 
     def to_toml(self) -> str:
@@ -521,6 +613,8 @@ __all__ = [
     "SYNTHETIC_BASKETS",
     "SyntheticBasketsConfig",
     "DataConfig",
+    "RangeSpec",
+    "SearchConfig",
     "EvalConfig",
     "ExperimentConfig",
     "LeaveOneOutConfig",

@@ -1,7 +1,8 @@
 """Files of experiments and runs: reading TOML/YAML, compact TOML, atomic text, JSON-safe values.
 
 Also the names of the files in a run directory (:data:`RESOLVED_CONFIG`, :data:`METRICS_FILE`,
-:data:`LOG_FILE`, :data:`ARTIFACT_DIR`), of a grid's :data:`SUMMARY_FILE`, where an unfinished
+:data:`LOG_FILE`, :data:`ARTIFACT_DIR`), of a grid's :data:`SUMMARY_FILE` and
+:data:`POINTS_FILE`, of a failed grid point's :data:`ERROR_FILE`, where an unfinished
 run lives (:func:`partial_dir`) and the removal of temporaries left by killed processes
 (:func:`remove_stale`).
 """
@@ -25,6 +26,8 @@ METRICS_FILE = "metrics.json"
 LOG_FILE = "log.txt"
 ARTIFACT_DIR = "artifact"
 SUMMARY_FILE = "summary.csv"
+POINTS_FILE = "points.csv"
+ERROR_FILE = "error.json"
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -178,6 +181,8 @@ __all__ = [
     "PARTIAL_SUFFIX",
     "RESOLVED_CONFIG",
     "SUMMARY_FILE",
+    "POINTS_FILE",
+    "ERROR_FILE",
     "compact_toml",
     "drop_none",
     "json_safe",

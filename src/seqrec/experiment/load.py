@@ -8,8 +8,9 @@ from typing import Any
 
 from seqrec.exceptions import ConfigError
 from seqrec.experiment.config import ExperimentConfig, validate_config
-from seqrec.experiment.files import drop_none, read_config_file
-from seqrec.experiment.overrides import apply_overrides, flatten_dict, grid_points, parse_override
+from seqrec.experiment.files import read_config_file
+from seqrec.experiment.overrides import apply_overrides, parse_override
+from seqrec.experiment.search import expand, flatten_space
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -45,7 +46,13 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     path = Path(path)
     raw = read_config_file(path)
     if "grid" in raw and isinstance(raw["grid"], Mapping):
-        raw["grid"] = flatten_dict(raw["grid"])
+        raw["grid"] = flatten_space(raw["grid"])
+        if not raw["grid"]:
+            raise ConfigError(
+                f"{path}: empty search space: the [grid] table has no keys; give it dotted "
+                'keys with lists of values (e.g. "train.learning_rate" = [0.001, 0.01]) or '
+                "remove it"
+            )
     pairs = [parse_override(o) for o in overrides]
     raw = apply_overrides(raw, pairs)
     return validate_config(raw, source=str(path) + (" with overrides" if pairs else ""))
@@ -57,12 +64,13 @@ def grid(
     *,
     overrides: Sequence[str] = (),
 ) -> list[ExperimentConfig]:
-    """Expand the cartesian product of dotted keys into one config per grid point.
+    """Expand the search of an experiment into one config per run (points x seeds).
 
     Parameters
     ----------
     config
-        An experiment file or config; its own ``[grid]`` table is used too.
+        An experiment file or config; its own ``[grid]`` table (the search space) and
+        ``[search]`` section (grid or random, seeds, max_runs) are used.
     grid
         ``{"model.layers": [[50], [100]], "train.learning_rate": [0.001, 0.005]}``; its keys
         override the file's grid keys of the same name.
@@ -72,14 +80,17 @@ def grid(
     Returns
     -------
     list of ExperimentConfig
-        In product order (the last key varies fastest), each with an empty ``grid``; one
-        config (the input without its grid) when there is no grid at all.
+        In point order (a grid: product order, the last key varying fastest; a random
+        search: draw order), the seeds of a point next to each other, each with an empty
+        ``grid`` and no ``search``; one config (the input without its grid) when there is
+        no search at all.
 
     Raises
     ------
     ConfigError
-        A key that is not a dotted path, an empty or non-list value list, or a grid point
-        that does not validate (the message names the point).
+        A key that is not a dotted path, an empty or non-list value list, an empty random
+        search space, more runs than ``search.max_runs``, or a point that does not validate
+        (the message names the point).
 
     Examples
     --------
@@ -96,16 +107,7 @@ def grid(
         cfg = config
     else:
         cfg = load_experiment(config, overrides)
-    spec: dict[str, Sequence[Any]] = {**cfg.grid, **flatten_dict(dict(grid or {}))}
-    base = cfg.model_dump(mode="json")
-    base.pop("grid", None)
-    base = drop_none(base)
-    if not spec:
-        return [validate_config(base, "config")]
-    return [
-        validate_config(apply_overrides(base, point.items()), f"grid point {point}")
-        for point in grid_points(spec)
-    ]
+    return expand(cfg, grid)
 
 
 __all__ = ["grid", "load_experiment"]

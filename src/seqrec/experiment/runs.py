@@ -52,9 +52,11 @@ from seqrec.experiment.errors import RunExistsError
 from seqrec.experiment.evaluation import choose_threshold, evaluate_part
 from seqrec.experiment.files import (
     ARTIFACT_DIR,
+    ERROR_FILE,
     LOG_FILE,
     METRICS_FILE,
     PARTIAL_SUFFIX,
+    POINTS_FILE,
     RESOLVED_CONFIG,
     SUMMARY_FILE,
     json_safe,
@@ -77,7 +79,7 @@ except ImportError:  # pragma: no cover - Windows
 
 logger = logging.getLogger(__name__)
 
-RunStatus = Literal["new", "resumed", "finished"]
+RunStatus = Literal["new", "resumed", "finished", "failed"]
 
 
 @dataclass
@@ -99,7 +101,11 @@ class RunResult:
         results).
     status
         ``"new"``: ran from the start; ``"resumed"``: continued an unfinished run;
-        ``"finished"``: was already finished with the same config and not run again.
+        ``"finished"``: was already finished with the same config and not run again;
+        ``"failed"``: a grid point that raised (``error`` says what; only from
+        :func:`run_grid`).
+    error
+        ``"Type: message"`` of a failed grid point, else None.
     """
 
     out_dir: Path
@@ -108,6 +114,7 @@ class RunResult:
     reports: dict[str, EvalReport] = field(default_factory=dict)
     recommender: Recommender | None = None
     status: RunStatus = "new"
+    error: str | None = None
 
     def table(self) -> str:
         """Metrics per part as a readable table (rows: metrics, columns: parts)."""
@@ -386,6 +393,11 @@ def run(
             f"experiment {cfg.name!r} has a [grid] over {list(cfg.grid)}; expand it with "
             "run_grid(grid(cfg), out_root) (seqrec run does this)"
         )
+    if cfg.search is not None:
+        raise ConfigError(
+            f"experiment {cfg.name!r} has a [search] section; expand it with "
+            "run_grid(grid(cfg), out_root) (seqrec run does this)"
+        )
     out_dir = Path(out_dir)
     partial = partial_dir(out_dir)
     if out_dir.exists():
@@ -584,6 +596,31 @@ def _run_into(
 
 
 # =========================================================================== run_grid
+def _failure_record(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds the record of a failed grid point (no finished run)."""
+    return (run_dir / ERROR_FILE).is_file() and not (run_dir / METRICS_FILE).is_file()
+
+
+def _record_failure(run_dir: Path, cfg: ExperimentConfig, exc: BaseException) -> str:
+    """Write ``error.json`` (type, message, traceback) and the config into ``run_dir``."""
+    import traceback
+
+    from seqrec import __version__
+
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / RESOLVED_CONFIG, cfg.to_toml())
+    record = {
+        "error": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "failed": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "seqrec_version": __version__,
+    }
+    write_text_atomic(run_dir / ERROR_FILE, json.dumps(record, indent=2))
+    return text
+
+
 def run_grid(
     configs: Sequence[ExperimentConfig],
     out_root: str | Path,
@@ -592,34 +629,66 @@ def run_grid(
     overwrite: bool = False,
     resume: bool = False,
 ) -> list[RunResult]:
-    """Run each config into ``out_root/<name>-<index>`` and write ``out_root/summary.csv``.
+    """Run each config into ``out_root/<name>-<point id>-s<seed>``; write the summaries.
 
-    ``summary.csv`` has one row per run: ``run`` (directory name), the values of the keys
-    that vary between the configs, every metric as ``<part>.<metric>``, ``train_seconds``
-    and ``final_loss``. It is rewritten (atomically) after each run, so it is current even
-    when a later run fails. ``index`` counts from 0. ``overwrite``/``resume`` apply to each
-    run directory (see :func:`run`): with ``resume`` finished points are kept and an
-    interrupted one continues from its checkpoint. The fitted models are not kept in the
-    results.
+    The point id (:func:`~seqrec.experiment.search.point_id`) is a hash of the resolved
+    config without ``name`` and ``seed``: a point keeps its directory when the grid's value
+    lists grow, shrink or are reordered, so ``resume`` reuses every finished point and
+    runs only the new ones (an interrupted one continues from its checkpoint, see
+    :func:`run`). A point that raises an exception is recorded (``error.json`` and its
+    config in its directory, ``status``/``error`` in the summary) and the grid goes on; the
+    next call (with or without ``resume``) runs a failed point again. Ctrl-C and kills stop
+    the grid.
+
+    Two tables, rewritten atomically after each run (current even when a later one fails):
+    ``summary.csv``, one row per run (``run``, ``point``, ``seed``, ``status``, ``error``,
+    the keys that vary between the points, every metric as ``<part>.<metric>``,
+    ``train_seconds``, ``final_loss``), and ``points.csv``, one row per point with, for
+    every metric, ``mean``, ``std``, ``ci_low`` and ``ci_high`` over its seeds
+    (:func:`~seqrec.experiment.search.seed_stats`, a 95% t-interval) and ``n_seeds``. Only
+    the runs of ``configs`` appear: runs of points no longer in the grid stay on disk but
+    leave the tables. The fitted models are not kept in the results.
     """
+    from seqrec.experiment.search import point_id, run_name
+
     configs = list(configs)
     if not configs:
         raise ConfigError("run_grid() got no configs")
+    names = [run_name(c) for c in configs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"run_grid(): the same point and seed twice: {dup}")
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    remove_stale(out_root, [f".{SUMMARY_FILE}.tmp-"])
+    remove_stale(out_root, [f".{SUMMARY_FILE}.tmp-", f".{POINTS_FILE}.tmp-"])
     remove_dead_temporaries(out_root)
-    keys = varying_keys(configs)
+    keys = [k for k in varying_keys(configs) if k != "seed"]
     results: list[RunResult] = []
     rows: list[dict[str, Any]] = []
-    for i, cfg in enumerate(configs):
-        run_dir = out_root / f"{cfg.name}-{i}"
+    for i, (cfg, name) in enumerate(zip(configs, names, strict=True)):
+        run_dir = out_root / name
         logger.info("grid run %d/%d -> %s", i + 1, len(configs), run_dir)
-        res = run(cfg, run_dir, progress=progress, overwrite=overwrite, resume=resume)
+        if _failure_record(run_dir):
+            logger.info("running %s again (it failed before)", run_dir)
+            shutil.rmtree(run_dir)
+        try:
+            res = run(cfg, run_dir, progress=progress, overwrite=overwrite, resume=resume)
+        except RunExistsError:
+            raise
+        except Exception as e:
+            text = _record_failure(run_dir, cfg, e)
+            logger.error("grid point %s failed (%s); going on with the others", run_dir, text)
+            res = RunResult(out_dir=run_dir, config=cfg, metrics={}, status="failed", error=text)
         res.recommender = None
         results.append(res)
         flat = flatten_dict(cfg.to_dict())
-        row: dict[str, Any] = {"run": run_dir.name}
+        row: dict[str, Any] = {
+            "run": run_dir.name,
+            "point": point_id(cfg),
+            "seed": cfg.seed,
+            "status": res.status,
+            "error": res.error,
+        }
         for k in keys:
             v = flat.get(k)
             row[k] = json.dumps(v) if isinstance(v, list | dict) else v
@@ -630,7 +699,40 @@ def run_grid(
         row["final_loss"] = res.metrics.get("train", {}).get("final_loss")
         rows.append(row)
         _write_summary(out_root / SUMMARY_FILE, rows)
+        _write_summary(out_root / POINTS_FILE, point_rows(rows, keys))
     return results
+
+
+def metric_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ``<part>.<metric>`` columns of summary rows, plus ``train_seconds``."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if "." in k and k.split(".", 1)[0] in ("valid", "test")]
+    return [*dict.fromkeys(cols), "train_seconds"]
+
+
+def point_rows(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per point of the summary ``rows`` (in first-seen order): ``point``, the
+    varying ``keys``, ``n_seeds``, ``n_failed`` and ``<column>.mean/.std/.ci_low/.ci_high``
+    over the seeds that finished."""
+    from seqrec.experiment.search import seed_stats
+
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(str(r["point"]), []).append(r)
+    cols = metric_columns(rows)
+    out: list[dict[str, Any]] = []
+    for pid, rs in groups.items():
+        ok = [r for r in rs if r.get("status") != "failed"]
+        row: dict[str, Any] = {"point": pid, **{k: rs[0].get(k) for k in keys}}
+        row["n_seeds"] = len(ok)
+        row["n_failed"] = len(rs) - len(ok)
+        for c in cols:
+            st = seed_stats([r.get(c) for r in ok])
+            for stat in ("mean", "std", "ci_low", "ci_high"):
+                row[f"{c}.{stat}"] = st[stat]
+        out.append(row)
+    return out
 
 
 def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -645,4 +747,4 @@ def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-__all__ = ["RunResult", "load_run", "run", "run_grid"]
+__all__ = ["RunResult", "load_run", "metric_columns", "point_rows", "run", "run_grid"]

@@ -1,0 +1,280 @@
+"""Search spaces (grid, random, seeds, max_runs), point ids, failed points, seed statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from scipy import stats
+
+from _configs import TINY
+from seqrec.cli import main
+from seqrec.exceptions import ConfigError
+from seqrec.experiment import (
+    ERROR_FILE,
+    ExperimentConfig,
+    grid,
+    load_experiment,
+    point_id,
+    run_grid,
+    run_name,
+    seed_stats,
+)
+from seqrec.experiment import runs as runs_module
+from seqrec.experiment.search import random_points, search_points
+
+TINY_BASKETS = """\
+name = "nb"
+[data]
+dataset = "synthetic-baskets"
+[data.synthetic_baskets]
+n_users = 120
+n_items = 60
+mean_baskets = 6.0
+max_baskets = 12
+mean_size = 4.0
+n_staples = 4.0
+[preprocess]
+min_session_length = 1
+min_item_support = 1
+[split]
+method = "leave-one-out"
+[model]
+name = "tifu-knn"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _file(tmp_path: Path, extra: str, base: str = TINY, name: str = "s.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(base + "\n" + extra)
+    return p
+
+
+def _rows(root: Path, name: str = "summary.csv") -> list[dict[str, str]]:
+    return list(csv.DictReader((root / name).open()))
+
+
+# ------------------------------------------------------------------------- point ids
+def test_point_id_ignores_name_seed_and_order_of_the_grid(tmp_path: Path) -> None:
+    a = grid(_file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n'))
+    b = grid(_file(tmp_path, '[grid]\n"model.layers" = [[8], [2], [4]]\n', name="b.toml"))
+    assert {point_id(c) for c in a} < {point_id(c) for c in b}
+    renamed = a[0].model_copy(update={"name": "other", "seed": 7})
+    assert point_id(renamed) == point_id(a[0])
+    assert run_name(a[0]) == f"tiny-{point_id(a[0])}-s0"
+    assert point_id(a[0]) != point_id(a[1])
+
+
+def test_grown_and_shrunk_grid_reuses_finished_points(tmp_path: Path) -> None:
+    root = tmp_path / "g"
+    first = run_grid(grid(_file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n')), root)
+    assert [r.status for r in first] == ["new", "new"]
+    grown = grid(_file(tmp_path, '[grid]\n"model.layers" = [[2], [4], [8]]\n', name="b.toml"))
+    res = run_grid(grown, root, progress=False, resume=True)
+    assert [r.status for r in res] == ["new", "finished", "finished"]
+    for a, b in zip(first, res[1:], strict=True):
+        assert a.metrics["test"]["metrics"] == b.metrics["test"]["metrics"]
+    shrunk = grid(_file(tmp_path, '[grid]\n"model.layers" = [[8]]\n', name="c.toml"))
+    res = run_grid(shrunk, root, progress=False, resume=True)
+    assert [r.status for r in res] == ["finished"]
+    assert [r["run"] for r in _rows(root)] == [run_name(shrunk[0])]  # the table: this grid
+    assert len(list(root.glob("tiny-*-s0"))) == 3  # the other points stay on disk
+
+
+def test_failed_point_is_recorded_and_the_grid_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = _file(tmp_path, '[grid]\n"model.layers" = [[4], [8], [6]]\n')
+    configs = grid(exp)
+    real = runs_module._run_into
+
+    def flaky(cfg: ExperimentConfig, *a: Any, **k: Any) -> Any:
+        if cfg.model.layers == [8]:
+            raise RuntimeError("the loss diverged (test)")
+        return real(cfg, *a, **k)
+
+    root = tmp_path / "g"
+    with monkeypatch.context() as m:
+        m.setattr(runs_module, "_run_into", flaky)
+        res = run_grid(configs, root, progress=False)
+    assert [r.status for r in res] == ["new", "failed", "new"]
+    assert res[1].error == "RuntimeError: the loss diverged (test)"
+    rows = _rows(root)
+    assert [r["status"] for r in rows] == ["new", "failed", "new"]
+    assert rows[1]["error"] == res[1].error and rows[1]["test.recall@20"] == ""
+    record = json.loads((root / run_name(configs[1]) / ERROR_FILE).read_text())
+    assert record["error"] == "RuntimeError" and "diverged" in record["traceback"]
+    assert (root / run_name(configs[1]) / "config.resolved.toml").is_file()
+    points = _rows(root, "points.csv")
+    assert [p["n_failed"] for p in points] == ["0", "1", "0"]
+    # the next run retries the failed point (now fixed) and keeps the finished ones
+    again = run_grid(configs, root, progress=False, resume=True)
+    assert [r.status for r in again] == ["finished", "new", "finished"]
+    assert not (root / run_name(configs[1]) / ERROR_FILE).exists()
+    # the CLI says so and exits 1 when a point fails
+    with monkeypatch.context() as m:
+        m.setattr(runs_module, "_run_into", flaky)
+        rc = main(["run", str(exp), "--out", str(tmp_path / "cli"), "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "1 of 3 runs failed" in err and "diverged" in err
+
+
+# ----------------------------------------------------------------------------- seeds
+def test_seed_stats_is_a_t_interval() -> None:
+    v = [0.2, 0.25, 0.3]
+    s = seed_stats(v)
+    half = stats.t.ppf(0.975, 2) * stats.tstd(v) / math.sqrt(3)
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.25)
+    assert s["std"] == pytest.approx(0.05)
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((0.25 - half, 0.25 + half))
+    assert seed_stats([0.1])["std"] is None and seed_stats([None])["mean"] is None
+
+
+def test_seeds_per_point_with_mean_std_and_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = _file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n[search]\nseeds = [0, 1, 2]\n')
+    configs = grid(exp)
+    assert [c.seed for c in configs] == [0, 1, 2, 0, 1, 2]
+    assert len({point_id(c) for c in configs}) == 2
+    assert all(c.search is None and not c.grid for c in configs)
+    out = tmp_path / "g"
+    assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "±" in text and "seeds" in text and "-s*" in text
+    rows = _rows(out)
+    assert [r["seed"] for r in rows] == ["0", "1", "2"] * 2
+    points = _rows(out, "points.csv")
+    assert [p["n_seeds"] for p in points] == ["3", "3"]
+    mrr = [float(r["test.mrr@20"]) for r in rows[:3]]
+    s = seed_stats(mrr)
+    assert float(points[0]["test.mrr@20.mean"]) == pytest.approx(s["mean"])
+    assert float(points[0]["test.mrr@20.ci_low"]) == pytest.approx(s["ci_low"])
+    n = grid(_file(tmp_path, "[search]\nn_seeds = 2\n", base=TINY.replace("seed = 0", "seed = 5")))
+    assert [c.seed for c in n] == [5, 6]
+
+
+def test_next_basket_grid_with_seeds(tmp_path: Path) -> None:
+    exp = _file(tmp_path, '[grid]\n"model.k" = [2, 4]\n[search]\nn_seeds = 2\n', TINY_BASKETS)
+    root = tmp_path / "b"
+    res = run_grid(grid(exp), root, progress=False)
+    assert len(res) == 4 and all(r.status == "new" for r in res)
+    points = _rows(root, "points.csv")
+    assert len(points) == 2 and "test.f1_micro.mean" in points[0]
+    assert points[0]["test.f1_micro.std"] != ""
+
+
+# ------------------------------------------------------------------------ bad input
+def test_max_runs_says_how_many(tmp_path: Path) -> None:
+    exp = _file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n[search]\nn_seeds = 3\n')
+    with pytest.raises(ConfigError, match=r"2 point\(s\) x 3 seed\(s\) = 6 runs.*max_runs = 5"):
+        grid(load_experiment(exp, ["search.max_runs=5"]))
+    assert len(grid(load_experiment(exp, ["search.max_runs=6"]))) == 6
+    assert main(["run", str(exp), "--max-runs", "4", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_empty_search_space_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="empty search space"):
+        load_experiment(_file(tmp_path, "[grid]\n"))
+    with pytest.raises(ConfigError, match="empty search space"):
+        grid(_file(tmp_path, '[search]\nmethod = "random"\nn = 3\n', name="r.toml"))
+
+
+def test_a_parameter_the_model_does_not_have_is_an_error(tmp_path: Path) -> None:
+    exp = _file(tmp_path, '[grid]\n"model.n_heads" = [1, 2]\n')
+    with pytest.raises(ConfigError) as e:
+        grid(exp)
+    msg = str(e.value)
+    assert "n_heads" in msg and "gru4rec" in msg and "layers" in msg
+
+
+@pytest.mark.parametrize(
+    ("search", "needle"),
+    [
+        ('method = "random"', "needs a budget"),
+        ("n = 3", "budget of method = 'random'"),
+        ("seeds = [0, 1]\nn_seeds = 2", "at most one"),
+        ("seeds = [1, 1]", "repeated"),
+        ("max_runs = 0", "max_runs"),
+        ("budget = 3", "budget"),
+    ],
+)
+def test_bad_search_sections(tmp_path: Path, search: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_experiment(_file(tmp_path, f"[search]\n{search}\n"))
+
+
+def test_ranges_need_a_random_search(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="random"):
+        load_experiment(
+            _file(tmp_path, '[grid]\n"train.learning_rate" = {low = 0.001, high = 0.1}\n')
+        )
+    with pytest.raises(ConfigError, match="low < high"):
+        load_experiment(
+            _file(
+                tmp_path,
+                '[grid]\n"train.learning_rate" = {low = 0.1, high = 0.01}\n'
+                '[search]\nmethod = "random"\nn = 2\n',
+            )
+        )
+
+
+# ---------------------------------------------------------------------------- random
+RANDOM = """\
+[grid]
+"train.learning_rate" = {low = 0.0001, high = 0.1, log = true}
+"model.layers" = [[4], [8]]
+"train.batch_size" = {low = 8, high = 32, integer = true}
+
+[search]
+method = "random"
+n = 6
+seed = 3
+"""
+
+
+def test_random_search_draws_n_distinct_points_in_the_space(tmp_path: Path) -> None:
+    configs = grid(_file(tmp_path, RANDOM))
+    assert len(configs) == 6 and len({point_id(c) for c in configs}) == 6
+    for c in configs:
+        assert 1e-4 <= c.train.learning_rate <= 0.1
+        assert c.model.layers in ([4], [8])
+        assert isinstance(c.train.batch_size, int) and 8 <= c.train.batch_size <= 32
+    lrs = [c.train.learning_rate for c in configs]
+    assert max(lrs) / min(lrs) > 10  # log-uniform over three decades
+    again = grid(_file(tmp_path, RANDOM, name="b.toml"))
+    assert [point_id(c) for c in again] == [point_id(c) for c in configs]  # seeded
+    more = grid(_file(tmp_path, RANDOM.replace("n = 6", "n = 9"), name="c.toml"))
+    assert [point_id(c) for c in more[:6]] == [point_id(c) for c in configs]  # a grown budget
+    other = grid(_file(tmp_path, RANDOM.replace("seed = 3", "seed = 4"), name="d.toml"))
+    assert [point_id(c) for c in other] != [point_id(c) for c in configs]
+
+
+def test_random_search_over_a_small_space_stops_at_its_size() -> None:
+    points = random_points({"a": [1, 2], "b": ["x", "y"]}, 10, seed=0)
+    assert len(points) == 4
+    assert {(p["a"], p["b"]) for p in points} == {(1, "x"), (1, "y"), (2, "x"), (2, "y")}
+    assert search_points({}) == [{}]
+
+
+def test_random_search_runs(tmp_path: Path) -> None:
+    exp = _file(tmp_path, RANDOM.replace("n = 6", "n = 2"))
+    root = tmp_path / "r"
+    assert main(["run", str(exp), "--out", str(root), "--no-progress"]) == 0
+    rows = _rows(root)
+    assert len(rows) == 2 and "train.learning_rate" in rows[0]
