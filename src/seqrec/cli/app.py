@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from seqrec.cli import demo, evaluate, models, recommend, run, serve, stats
+from seqrec.cli import demo, evaluate, models, recommend, report, run, serve, stats
 from seqrec.cli._common import EXIT_ERROR, FORMATTER, note
 from seqrec.exceptions import ConfigError, SeqrecError
 
@@ -28,7 +28,7 @@ Registered datasets are looked up in $SEQREC_DATA and the user cache (never down
 unless an experiment sets data.download = true). Run 'seqrec COMMAND --help' for details.
 """
 
-SUBCOMMANDS = (demo, run, stats, evaluate, recommend, serve, models)
+SUBCOMMANDS = (demo, run, report, stats, evaluate, recommend, serve, models)
 """The subcommand modules, in the order ``seqrec --help`` lists them; each has
 ``add_parser(subparsers)`` registering its parser with ``func`` = its handler."""
 

@@ -516,6 +516,7 @@ def _run_into(
 
     split, stats = prepare_data(cfg)
     timings = dict(stats.pop("timings"))
+    stats["fingerprint"] = _fingerprints(split)
 
     show = bool(progress and cfg.train.progress)
     train_cfg = cfg.train.model_copy(update={"progress": show})
@@ -593,6 +594,20 @@ def _run_into(
     write_text_atomic(tmp / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False))
     logger.info("finished in %.1fs", timings["total"])
     return RunResult(out_dir=tmp, config=cfg, metrics=metrics, reports=reports, recommender=rec)
+
+
+def _fingerprints(split: Any) -> dict[str, str | None]:
+    """A content hash of each part of the split (``metrics.json`` -> ``data.fingerprint``):
+    runs with the same fingerprints saw the same data."""
+    import polars as pl
+
+    from seqrec.recommender import fingerprint
+
+    out: dict[str, str | None] = {}
+    for part in ("train", "valid", "test"):
+        frame = getattr(split, part, None)
+        out[part] = fingerprint(frame) if isinstance(frame, pl.DataFrame) else None
+    return out
 
 
 # =========================================================================== run_grid

@@ -1,0 +1,704 @@
+"""Reports comparing finished runs: Markdown + a self-contained HTML page with matplotlib plots.
+
+:func:`build` reads run directories (or grid directories holding them), checks that they share
+one evaluation protocol (dataset fingerprint, split, candidates, ties, masking, cutoffs; a
+difference is an error naming it unless ``allow_mixed``), groups the runs into points (the
+seeds of one config, :func:`~seqrec.experiment.point_id`) and writes into ``out_dir``:
+
+``report.md``
+    The protocol, a table of every point (best first; the varied parameters as columns; the
+    metrics as mean ± std over seeds, with the 95% t-interval of the main metric) and the
+    plots as image links.
+``report.html``
+    The same, self-contained: the PNGs are embedded (base64).
+``learning_curves.png``, ``metric_vs_<key>.png``, ``models.png``, ``accuracy_vs_time.png``
+    Training loss and validation metric per epoch (one line per run); the main metric against
+    each varied parameter (error bars: std over seeds); the best points as bars; the metric
+    against training time (log scales where values span two decades or more).
+
+matplotlib is an optional dependency (``pip install seqrec[report]``); the Agg backend is
+used, so no display is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqrec.exceptions import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_KEYS = ("task", "candidates", "sampled", "ties", "exclude_seen", "padding_masked")
+"""The keys of a report's protocol taken from ``metrics.json`` (besides the dataset, its
+fingerprint, the split and the cutoffs)."""
+
+MAX_LEGEND = 12
+"""Runs named in a learning-curve legend (the rest are drawn, not named)."""
+
+DPI = 110
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build` wrote."""
+
+    out_dir: Path
+    markdown: Path
+    html: Path
+    images: list[Path]
+    n_runs: int
+    n_points: int
+    metric: str
+    part: str
+    protocols: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    path: Path
+    config: Any
+    metrics: dict[str, Any]
+    point: str
+    protocol: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- input
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Finished run directories under ``paths``: each is a run directory (it holds
+    ``metrics.json``) or a directory of them (a grid); failed and unfinished runs are
+    skipped."""
+    from seqrec.experiment import METRICS_FILE
+
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise DataError(f"{p}: no such run or grid directory")
+        if (p / METRICS_FILE).is_file():
+            found.append(p)
+            continue
+        subs = sorted(d for d in p.iterdir() if d.is_dir() and (d / METRICS_FILE).is_file())
+        if not subs:
+            raise DataError(
+                f"{p} holds no finished run (no {METRICS_FILE} in it or its subdirectories)"
+            )
+        found += subs
+    return list(dict.fromkeys(found))
+
+
+def _cutoffs(metrics: Sequence[str]) -> list[int]:
+    return sorted({int(m.split("@", 1)[1]) for m in metrics if "@" in m})
+
+
+def protocol_of(metrics: Mapping[str, Any], config: Any, part: str) -> dict[str, Any]:
+    """The protocol of one run as a report states and compares it."""
+    rep = metrics.get(part) or {}
+    proto = rep.get("protocol", {})
+    split = {
+        k: v
+        for k, v in (
+            proto.get("data_split") or metrics.get("data", {}).get("split_protocol") or {}
+        ).items()
+        if k not in ("dropped", "counts") and not k.endswith("_iso")
+    }
+    data = config.data
+    out: dict[str, Any] = {
+        "dataset": data.dataset if data.dataset is not None else data.path,
+        "fingerprint": metrics.get("data", {}).get("fingerprint"),
+        "split": split,
+        **{k: proto.get(k) for k in PROTOCOL_KEYS},
+        "cutoffs": _cutoffs(proto.get("metrics", rep.get("metrics", {}))),
+    }
+    return out
+
+
+def _protocol_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    from seqrec.experiment import flatten_dict
+
+    fa, fb = flatten_dict(a), flatten_dict(b)
+    return [
+        k
+        for k in dict.fromkeys([*fa, *fb])
+        if json.dumps(fa.get(k), sort_keys=True) != json.dumps(fb.get(k), sort_keys=True)
+    ]
+
+
+def _load(paths: Sequence[Path], part: str | None) -> tuple[list[_Run], str]:
+    from seqrec.experiment import RESOLVED_CONFIG, load_experiment, point_id
+
+    raw = []
+    for p in paths:
+        metrics = json.loads((p / "metrics.json").read_text())
+        cfg = load_experiment(p / RESOLVED_CONFIG)
+        raw.append((p, cfg, metrics))
+    if part is None:
+        part = "test" if all("test" in m for _, _, m in raw) else "valid"
+    missing = [str(p) for p, _, m in raw if part not in m]
+    if missing:
+        raise DataError(f"runs without a {part!r} evaluation: {', '.join(missing)}")
+    runs = [_Run(p, cfg, m, point_id(cfg), protocol_of(m, cfg, part)) for p, cfg, m in raw]
+    return runs, part
+
+
+# ------------------------------------------------------------------------------ table
+def _label(values: Mapping[str, Any]) -> str:
+    return (
+        ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in values.items() if v is not None)
+        or "defaults"
+    )
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | dict):
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)
+
+
+@dataclass
+class _Point:
+    point: str
+    runs: list[_Run]
+    values: dict[str, Any]
+    model: str
+    stats: dict[str, dict[str, Any]]
+    seconds: dict[str, Any]
+    protocol: int = 0
+
+    @property
+    def label(self) -> str:
+        return _label(self.values) if self.values else self.model
+
+
+def _points(runs: Sequence[_Run], keys: Sequence[str], part: str) -> list[_Point]:
+    from seqrec.experiment import flatten_dict, seed_stats
+
+    groups: dict[str, list[_Run]] = {}
+    for r in runs:
+        groups.setdefault(r.point, []).append(r)
+    out = []
+    for pid, rs in groups.items():
+        flat = flatten_dict(rs[0].config.to_dict())
+        names: list[str] = []
+        for r in rs:
+            names += [m for m in r.metrics[part]["metrics"] if m not in names]
+        stats = {m: seed_stats([r.metrics[part]["metrics"].get(m) for r in rs]) for m in names}
+        secs = seed_stats([r.metrics.get("train", {}).get("seconds") for r in rs])
+        out.append(
+            _Point(pid, rs, {k: flat.get(k) for k in keys}, rs[0].config.model.name, stats, secs)
+        )
+    return out
+
+
+def _fmt_stat(s: Mapping[str, Any], ci: bool = False) -> str:
+    if s.get("mean") is None:
+        return "-"
+    text = f"{s['mean']:.4f}"
+    if s.get("std") is not None:
+        text += f" ± {s['std']:.4f}"
+        if ci:
+            text += f" [{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
+    return text
+
+
+def _table(
+    points: Sequence[_Point], keys: Sequence[str], metric: str, mixed: bool
+) -> tuple[list[str], list[list[str]]]:
+    names: list[str] = []
+    for p in points:
+        names += [m for m in p.stats if m not in names]
+    names = [metric, *[m for m in names if m != metric]]
+    headers = ["#", *(["protocol"] if mixed else []), "model", *keys, "seeds"]
+    headers += [f"{metric} (95% CI)", *names[1:], "train s"]
+    rows = []
+    for i, p in enumerate(points, 1):
+        row = [str(i), *([str(p.protocol + 1)] if mixed else []), p.model]
+        row += [_short(p.values[k]) for k in keys]
+        row += [str(len(p.runs)), _fmt_stat(p.stats.get(metric, {}), ci=True)]
+        row += [_fmt_stat(p.stats.get(m, {})) for m in names[1:]]
+        s = p.seconds
+        row.append("-" if s["mean"] is None else f"{s['mean']:.1f}")
+        rows.append(row)
+    return headers, rows
+
+
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(c: str) -> str:
+        return c.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in headers) + " |"]
+    lines.append(
+        "|"
+        + "|".join(
+            "---" if i < 1 else "---:" if i >= len(headers) - 4 else "---"
+            for i in range(len(headers))
+        )
+        + "|"
+    )
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ------------------------------------------------------------------------------ plots
+def _plt() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError(
+            "seqrec report draws its plots with matplotlib: pip install 'seqrec[report]'"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _spans_decades(values: Sequence[float], ratio: float = 100.0) -> bool:
+    """Whether the positive ``values`` span ``ratio`` or more (then a log axis reads better);
+    parameter axes use 10 (learning rates, sizes), measured ones 100."""
+    v = [x for x in values if x is not None]
+    return len(v) >= 2 and min(v) > 0 and max(v) / min(v) >= ratio
+
+
+def _natural(text: str) -> tuple[Any, ...]:
+    """Sort key: numbers inside labels by value (``[8]`` before ``[16]``)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def _plot_learning_curves(points: Sequence[_Point], valid_metric: str, path: Path) -> Path | None:
+    plt = _plt()
+    runs = [(p, r) for p in points for r in p.runs if r.metrics.get("history")]
+    if not runs:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    cmap = plt.get_cmap("tab10" if len(points) <= 10 else "viridis")
+    losses: list[float] = []
+    for p, r in runs:
+        hist = r.metrics["history"]
+        color = (
+            cmap(points.index(p) % 10)
+            if len(points) <= 10
+            else cmap(points.index(p) / max(1, len(points) - 1))
+        )
+        ep = [h["epoch"] for h in hist]
+        loss = [h["loss"] for h in hist]
+        losses += [x for x in loss if x is not None]
+        first = r is p.runs[0]
+        name = f"{p.model}: {p.label}" + (f" ({len(p.runs)} seeds)" if len(p.runs) > 1 else "")
+        label = name if first and points.index(p) < MAX_LEGEND else None
+        ax1.plot(ep, loss, marker="o", ms=3, color=color, label=label, alpha=0.85)
+        val = [(h["epoch"], (h.get("valid") or {}).get(valid_metric)) for h in hist]
+        val = [(e, v) for e, v in val if v is not None]
+        if val:
+            ax2.plot(*zip(*val, strict=True), marker="o", ms=3, color=color, alpha=0.85)
+    ax1.set(
+        title="Training loss per epoch", xlabel="epoch", ylabel="training loss (mean per batch)"
+    )
+    ax2.set(
+        title=f"Validation {valid_metric} per epoch",
+        xlabel="epoch",
+        ylabel=f"{valid_metric} on valid",
+    )
+    if _spans_decades(losses):
+        ax1.set_yscale("log")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = ax1.get_legend_handles_labels()
+    extra = len(points) - MAX_LEGEND
+    if extra > 0:
+        labels[-1] += f"  (+{extra} more points, not named)"
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(3, max(1, len(labels))),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _bars_note(points: Sequence[_Point], what: str) -> str:
+    if max((len(p.runs) for p in points), default=1) > 1:
+        return f"({what}; bars: ± std over seeds)"
+    return f"({what}; one seed each: no error bars)"
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _plot_metric_vs(points: Sequence[_Point], key: str, metric: str, part: str, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    points = [p for p in points if p.values.get(key) is not None]  # runs of other models
+    xs_raw = [p.values[key] for p in points]
+    numeric = _numeric(xs_raw)
+    if numeric:
+        xs = [float(v) for v in xs_raw]
+        cats: list[str] = []
+    else:
+        cats = sorted(dict.fromkeys(_short(v) for v in xs_raw), key=_natural)
+        xs = [float(cats.index(_short(v))) for v in xs_raw]
+    # points sharing an x are spread a little so that their error bars do not overlap
+    same: dict[float, int] = {}
+    offsets = []
+    for x in xs:
+        offsets.append(same.get(x, 0))
+        same[x] = same.get(x, 0) + 1
+    log = numeric and _spans_decades(xs, 10.0)
+    means = [p.stats.get(metric, {}).get("mean") for p in points]
+    stds = [p.stats.get(metric, {}).get("std") or 0.0 for p in points]
+    drawn: list[tuple[float, float, float]] = []  # (value, shown x, mean)
+    for x, off, m, sd in zip(xs, offsets, means, stds, strict=True):
+        n, shown = same[x], x
+        if n > 1:  # spread the points of one value so that their error bars do not overlap
+            width = 0.3 if not numeric else (0.06 if log else 0.015 * (max(xs) - min(xs) or 1))
+            shift = (off - (n - 1) / 2) * width / max(1, n - 1) * 2
+            shown = x * (10**shift) if log else x + shift
+        if m is not None:
+            drawn.append((x, shown, m))
+            ax.errorbar(shown, m, yerr=sd, fmt="o", color="tab:blue", ecolor="tab:gray", capsize=3)
+    best: dict[float, tuple[float, float]] = {}
+    for x, shown, m in drawn:
+        if x not in best or m > best[x][1]:
+            best[x] = (shown, m)
+    line = [best[x] for x in sorted(best)]
+    if len(line) > 1:
+        ax.plot(*zip(*line, strict=True), color="tab:orange", lw=1.5, label="best point per value")
+        ax.legend(loc="best", fontsize=8)
+    if log:
+        ax.set_xscale("log")
+        values = sorted(set(xs))
+        if len(values) <= 10:  # tick the values tried, as plain numbers (no 3x10^0 clutter)
+            ax.set_xticks(values, [_short(int(v) if v.is_integer() else v) for v in values])
+            ax.xaxis.set_minor_locator(_plt().NullLocator())
+    if cats:
+        ax.set_xticks(range(len(cats)), cats, rotation=20 if max(len(c) for c in cats) > 8 else 0)
+        ax.set_xlim(-0.5, len(cats) - 0.5)
+    ax.set(
+        title=f"{part} {metric} against {key}\n{_bars_note(points, 'one marker per point')}",
+        xlabel=key + (" (log scale)" if log else ""),
+        ylabel=f"{part} {metric}",
+    )
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _plot_bars(points: Sequence[_Point], metric: str, part: str, path: Path, top: int = 20) -> Path:
+    plt = _plt()
+    shown = [p for p in points if p.stats.get(metric, {}).get("mean") is not None][:top]
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 1.2 + 0.38 * len(shown))))
+    models = list(dict.fromkeys(p.model for p in shown))
+    cmap = plt.get_cmap("tab10")
+    ys = list(range(len(shown)))[::-1]
+    for y, p in zip(ys, shown, strict=True):
+        st = p.stats[metric]
+        ax.barh(
+            y,
+            st["mean"],
+            xerr=st.get("std") or 0.0,
+            color=cmap(models.index(p.model) % 10),
+            capsize=3,
+            alpha=0.9,
+        )
+    labels = [f"{p.model}: {p.label}" if p.values else p.model for p in shown]
+    ax.set_yticks(ys, [lab if len(lab) <= 60 else lab[:57] + "..." for lab in labels], fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i % 10)) for i in range(len(models))]
+    ax.legend(
+        handles,
+        models,
+        title="model",
+        loc="lower left",
+        bbox_to_anchor=(1.01, 0.0),
+        fontsize=8,
+        frameon=False,
+    )
+    more = f" (best {len(shown)} of {len(points)})" if len(points) > len(shown) else ""
+    ax.set(
+        title=f"{part} {metric} by model and setting, best first{more}\n"
+        + _bars_note(shown, "one bar per point"),
+        xlabel=f"{part} {metric}",
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _plot_time(points: Sequence[_Point], metric: str, part: str, path: Path) -> Path | None:
+    plt = _plt()
+    pts = [
+        p
+        for p in points
+        if p.seconds["mean"] is not None and p.stats.get(metric, {}).get("mean") is not None
+    ]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    models = list(dict.fromkeys(p.model for p in pts))
+    cmap = plt.get_cmap("tab10")
+    for i, m in enumerate(models):
+        mine = [p for p in pts if p.model == m]
+        ax.errorbar(
+            [max(p.seconds["mean"], 1e-3) for p in mine],
+            [p.stats[metric]["mean"] for p in mine],
+            xerr=[p.seconds.get("std") or 0.0 for p in mine],
+            yerr=[p.stats[metric].get("std") or 0.0 for p in mine],
+            fmt="o",
+            color=cmap(i % 10),
+            capsize=3,
+            label=m,
+            alpha=0.85,
+        )
+    secs = [p.seconds["mean"] for p in pts]
+    if _spans_decades(secs):
+        ax.set_xscale("log")
+    ax.set(
+        title=f"{part} {metric} against training time\n{_bars_note(pts, 'one marker per point')}",
+        xlabel="training time per run (seconds" + (", log scale)" if _spans_decades(secs) else ")"),
+        ylabel=f"{part} {metric}",
+    )
+    ax.legend(
+        title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False
+    )
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------ build
+def _varied(configs: Sequence[Any]) -> list[str]:
+    """Dotted keys with more than one value among the configs that have them (a key of
+    one model only is varied if it varies among that model's runs); ``name``, ``seed`` and
+    ``model.name`` (the model column) are left out."""
+    from seqrec.experiment import flatten_dict
+
+    flats = [flatten_dict(c.to_dict()) for c in configs]
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    out = []
+    for k in keys:
+        if k in ("name", "seed", "model.name"):
+            continue
+        values = {json.dumps(f[k], sort_keys=True) for f in flats if f.get(k) is not None}
+        if len(values) > 1:
+            out.append(k)
+    return out
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_")
+
+
+def _protocol_lines(proto: Mapping[str, Any]) -> list[tuple[str, str]]:
+    fp = proto.get("fingerprint") or {}
+    split = proto.get("split") or {}
+    method = split.get("method", "?")
+    params = ", ".join(
+        f"{k}={_short(v)}"
+        for k, v in split.items()
+        if k != "method"
+        and not isinstance(v, dict)
+        and k not in ("t_max", "test_cutoff", "valid_cutoff")
+    )
+    return [
+        ("dataset", str(proto.get("dataset"))),
+        ("data fingerprint", ", ".join(f"{k} {v}" for k, v in fp.items() if v) or "-"),
+        ("task", str(proto.get("task"))),
+        ("split", f"{method} ({params})" if params else method),
+        (
+            "candidates",
+            f"{proto.get('candidates')}"
+            + (" (sampled: not comparable to full ranking)" if proto.get("sampled") else ""),
+        ),
+        ("ties", str(proto.get("ties"))),
+        (
+            "masking",
+            f"exclude_seen={proto.get('exclude_seen')}, padding masked={proto.get('padding_masked')}",
+        ),
+        ("cutoffs", ", ".join(map(str, proto.get("cutoffs") or [])) or "-"),
+    ]
+
+
+def build(
+    runs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    metric: str | None = None,
+    part: str | None = None,
+    allow_mixed: bool = False,
+    title: str | None = None,
+) -> ReportResult:
+    """Write a report over the finished runs under ``runs`` into ``out_dir``.
+
+    Parameters
+    ----------
+    runs
+        Run directories, or grid directories holding them (failed and unfinished runs are
+        skipped).
+    out_dir
+        Where ``report.md``, ``report.html`` and the PNGs go (created).
+    metric
+        The main metric (sorting, plots); default: the first metric of the first run.
+    part
+        ``"test"`` (default when every run has it) or ``"valid"``.
+    allow_mixed
+        Accept runs with different protocols (a warning names the differences and the table
+        gets a protocol column); otherwise that is an error.
+    title
+        The report's title.
+
+    Raises
+    ------
+    DataError
+        No finished run, or a run without the part.
+    ConfigError
+        Runs with different protocols (the message names the differing keys and runs),
+        an unknown metric, matplotlib missing.
+
+    Examples
+    --------
+    >>> import seqrec.report  # doctest: +SKIP
+    >>> seqrec.report.build(["runs/grid"], "reports/grid")  # doctest: +SKIP
+    """
+    plt = _plt()
+    paths = find_runs(runs)
+    loaded, part = _load(paths, part)
+    protocols: list[dict[str, Any]] = []
+    for r in loaded:
+        if r.protocol not in protocols:
+            protocols.append(r.protocol)
+    if len(protocols) > 1:
+        first = next(r for r in loaded if r.protocol == protocols[0])
+        other = next(r for r in loaded if r.protocol == protocols[1])
+        diff = _protocol_difference(protocols[0], protocols[1])
+        msg = (
+            f"the runs were evaluated under {len(protocols)} different protocols; "
+            f"{first.path} and {other.path} differ in {', '.join(diff)}"
+        )
+        if not allow_mixed:
+            raise ConfigError(msg + "; report them separately, or pass allow_mixed (--allow-mixed)")
+        logger.warning("%s; the table has a protocol column", msg)
+    keys = _varied([r.config for r in loaded])
+    points = _points(loaded, keys, part)
+    for p in points:
+        p.protocol = protocols.index(p.runs[0].protocol)
+    all_metrics = list(dict.fromkeys(m for p in points for m in p.stats))
+    metric = metric or all_metrics[0]
+    if metric not in all_metrics:
+        raise ConfigError(
+            f"metric {metric!r} is not in the runs; they have {', '.join(all_metrics)}"
+        )
+    order = [metric, *[m for m in all_metrics if m != metric]]
+
+    def rank(p: _Point) -> tuple[float, ...]:  # the main metric, then the others
+        vals = [p.stats.get(m, {}).get("mean") for m in order]
+        return tuple(-math.inf if v is None else v for v in vals)
+
+    points.sort(key=rank, reverse=True)  # best first
+    valid_metric = loaded[0].config.train.valid_metric
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images: list[tuple[str, Path]] = []
+    img = _plot_learning_curves(points, valid_metric, out / "learning_curves.png")
+    if img:
+        images.append(("Learning curves", img))
+    for k in keys:
+        images.append(
+            (
+                f"{metric} against {k}",
+                _plot_metric_vs(points, k, metric, part, out / f"metric_vs_{_slug(k)}.png"),
+            )
+        )
+    images.append(("Models and settings", _plot_bars(points, metric, part, out / "models.png")))
+    img = _plot_time(points, metric, part, out / "accuracy_vs_time.png")
+    if img:
+        images.append(("Accuracy against training time", img))
+    del plt
+
+    headers, rows = _table(points, keys, metric, len(protocols) > 1)
+    title = title or f"seqrec report: {len(points)} point(s), {len(loaded)} run(s)"
+    n_seeds = sorted({len(p.runs) for p in points})
+    note = (
+        f"Sorted by {part} {metric} (mean over seeds), best first. Cells are mean ± std over "
+        f"the seeds of a point (sample std); the main metric also shows the 95% t-interval of "
+        f"the mean. Seeds per point: {', '.join(map(str, n_seeds))}."
+    )
+    md = [f"# {title}", ""]
+    hp = [f"<h1>{html.escape(title)}</h1>"]
+    for i, proto in enumerate(protocols):
+        head = "Protocol" if len(protocols) == 1 else f"Protocol {i + 1}"
+        md += [f"## {head}", ""] + [f"- **{k}**: {v}" for k, v in _protocol_lines(proto)] + [""]
+        hp.append(
+            f"<h2>{head}</h2><ul>"
+            + "".join(
+                f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                for k, v in _protocol_lines(proto)
+            )
+            + "</ul>"
+        )
+    md += ["## Runs", "", note, "", _markdown_table(headers, rows), ""]
+    hp += ["<h2>Runs</h2>", f"<p>{html.escape(note)}</p>", _html_table(headers, rows)]
+    md += ["## Plots", ""]
+    hp.append("<h2>Plots</h2>")
+    for caption, path in images:
+        md += [f"### {caption}", "", f"![{caption}]({path.name})", ""]
+        data = base64.b64encode(path.read_bytes()).decode()
+        hp.append(
+            f'<h3>{html.escape(caption)}</h3><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        )
+    md += ["## Runs included", ""] + [f"- `{r.path}`" for r in loaded] + [""]
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "th{background:#f3f3f3}td{text-align:right}td:nth-child(-n+2){text-align:left}img{max-width:100%}"
+    )
+    page = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>{''.join(hp)}</body></html>\n"
+    )
+    from seqrec.experiment.files import write_text_atomic
+
+    write_text_atomic(out / "report.md", "\n".join(md))
+    write_text_atomic(out / "report.html", page)
+    return ReportResult(
+        out_dir=out,
+        markdown=out / "report.md",
+        html=out / "report.html",
+        images=[p for _, p in images],
+        n_runs=len(loaded),
+        n_points=len(points),
+        metric=metric,
+        part=part,
+        protocols=protocols,
+    )
+
+
+__all__ = ["PROTOCOL_KEYS", "ReportResult", "build", "find_runs", "protocol_of"]

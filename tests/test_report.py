@@ -1,0 +1,167 @@
+"""seqrec report / seqrec.report.build: protocol, table best first, embedded non-blank PNGs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from _configs import TINY
+from seqrec.cli import main
+from seqrec.exceptions import ConfigError, DataError
+from seqrec.experiment import grid, load_experiment, run, run_grid
+
+pytest.importorskip("matplotlib")
+
+from seqrec import report  # noqa: E402  (needs matplotlib)
+
+GRID = """
+[grid]
+"model.layers" = [[4], [8]]
+"train.learning_rate" = [0.01, 0.2]
+
+[search]
+seeds = [0, 1]
+"""
+
+BASKETS = """\
+name = "nb"
+[data]
+dataset = "synthetic-baskets"
+[data.synthetic_baskets]
+n_users = 120
+n_items = 60
+mean_baskets = 6.0
+max_baskets = 12
+mean_size = 4.0
+n_staples = 4.0
+[preprocess]
+min_session_length = 1
+min_item_support = 1
+[split]
+method = "leave-one-out"
+[model]
+name = "tifu-knn"
+[grid]
+"model.k" = [2, 10, 50]
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("report")
+    exp = root / "g.toml"
+    exp.write_text(TINY.replace("epochs = 1", "epochs = 2") + GRID)
+    run_grid(grid(exp), root / "grid", progress=False)
+    pop = root / "p.toml"
+    pop.write_text(TINY)
+    run(load_experiment(pop, ["model.name=pop"]), root / "pop", progress=False)
+    torch.set_num_threads(old)
+    return root
+
+
+def _png_ok(path: Path, min_w: int = 400, min_h: int = 250) -> None:
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    img = mpimg.imread(path)
+    h, w = img.shape[:2]
+    assert w >= min_w and h >= min_h, (path, w, h)
+    rgb = img[..., :3]
+    non_white = float((rgb < 0.95).any(axis=-1).mean())
+    assert 0.01 < non_white < 0.9, (path, non_white)  # not blank, not a solid block
+    assert float(np.std(rgb)) > 0.05
+
+
+def test_report_has_protocol_table_and_plots(runs: Path, tmp_path: Path) -> None:
+    res = report.build([runs / "grid", runs / "pop"], tmp_path / "r", metric="mrr@20")
+    assert res.n_runs == 9 and res.n_points == 5 and res.part == "test"
+    md = res.markdown.read_text()
+    for needle in (
+        "dataset**: synthetic",
+        "fingerprint",
+        "split**: split_by_time",
+        "ties**: conservative",
+        "candidates**: full",
+        "exclude_seen=False",
+        "cutoffs**: 20",
+    ):
+        assert needle in md, needle
+    header = next(line for line in md.splitlines() if line.startswith("| # |"))
+    assert "model.layers" in header and "train.learning_rate" in header
+    assert "mrr@20 (95% CI)" in header and "seeds" in header
+    rows = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == 5
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    i = cols.index("mrr@20 (95% CI)")
+    means = [float(r.strip("|").split("|")[i].split()[0]) for r in rows]
+    assert means == sorted(means, reverse=True)  # best first
+    gru = [r for r in rows if "gru4rec" in r]
+    assert all(" ± " in r and "[" in r for r in gru)  # mean ± std [CI] over two seeds
+    names = sorted(p.name for p in res.images)
+    assert names == sorted(
+        [
+            "learning_curves.png",
+            "metric_vs_model_layers.png",
+            "metric_vs_train_epochs.png",
+            "metric_vs_train_learning_rate.png",
+            "models.png",
+            "accuracy_vs_time.png",
+        ]
+    )
+    for p in res.images:
+        _png_ok(p)
+        assert f"]({p.name})" in md
+    page = res.html.read_text()
+    assert page.count('src="data:image/png;base64,') == len(res.images)
+    assert not re.search(r'src="(?!data:)', page)  # self-contained
+    assert "<table>" in page and "Protocol" in page
+
+
+def test_mixed_protocols_are_an_error_naming_the_difference(runs: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "o.toml"
+    exp.write_text(TINY)
+    run(load_experiment(exp, ["eval.ties=optimistic"]), tmp_path / "opt", progress=False)
+    with pytest.raises(ConfigError, match="ties") as e:
+        report.build([runs / "pop", tmp_path / "opt"], tmp_path / "r")
+    assert "allow_mixed" in str(e.value)
+    res = report.build([runs / "pop", tmp_path / "opt"], tmp_path / "r", allow_mixed=True)
+    assert len(res.protocols) == 2
+    md = res.markdown.read_text()
+    assert "## Protocol 1" in md and "## Protocol 2" in md and "| protocol |" in md
+
+
+def test_next_basket_report(tmp_path: Path) -> None:
+    exp = tmp_path / "b.toml"
+    exp.write_text(BASKETS)
+    run_grid(grid(exp), tmp_path / "b", progress=False)
+    res = report.build([tmp_path / "b"], tmp_path / "r", metric="f1_micro")
+    md = res.markdown.read_text()
+    assert "f1_micro (95% CI)" in md and "next-basket" in md and "model.k" in md
+    assert "learning_curves.png" not in {p.name for p in res.images}  # no epochs: no curves
+    for p in res.images:
+        _png_ok(p)
+    vs = next(p for p in res.images if p.name == "metric_vs_model_k.png")
+    assert vs.is_file()
+
+
+def test_cli_report(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    assert main(["report", str(runs / "grid"), "--out", str(out), "--part", "valid"]) == 0
+    text = capsys.readouterr().out
+    assert "by valid recall@20" in text and (out / "report.html").is_file()
+    assert main(["report", str(tmp_path / "nothing"), "--out", str(out)]) != 0
+    assert main(["report", str(runs / "pop"), "--metric", "nope@3", "--out", str(out)]) != 0
+    assert "nope@3" in capsys.readouterr().err
+
+
+def test_no_finished_run_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no finished run"):
+        report.build([tmp_path / "empty"], tmp_path / "r")
