@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +282,100 @@ def test_random_search_runs(tmp_path: Path) -> None:
     assert main(["run", str(exp), "--out", str(root), "--no-progress"]) == 0
     rows = _rows(root)
     assert len(rows) == 2 and "train.learning_rate" in rows[0]
+
+
+# ------------------------------------------------------------------------------ jobs
+def test_jobs_run_points_in_workers_with_the_serial_results(tmp_path: Path) -> None:
+    configs = grid(_file(tmp_path, '[grid]\n"model.layers" = [[4], [8], [6]]\n'))
+    serial = run_grid(configs, tmp_path / "a", progress=False)
+    parallel = run_grid(configs, tmp_path / "b", progress=False, jobs=2)
+    assert [r.out_dir.name for r in parallel] == [r.out_dir.name for r in serial]
+    for a, b in zip(serial, parallel, strict=True):
+        assert a.metrics["test"]["metrics"] == b.metrics["test"]["metrics"]
+    assert [r["run"] for r in _rows(tmp_path / "b")] == [r["run"] for r in _rows(tmp_path / "a")]
+    again = run_grid(configs, tmp_path / "b", progress=False, resume=True, jobs=2)
+    assert [r.status for r in again] == ["finished"] * 3
+    with pytest.raises(ConfigError, match="jobs"):
+        run_grid(configs, tmp_path / "c", jobs=0)
+
+
+# ----------------------------------------------- a real kill, then a grown grid (issue 9)
+KILLED = """\
+name = "k"
+seed = 0
+[data]
+dataset = "synthetic"
+[data.synthetic]
+n_sessions = 800
+n_items = 60
+seed = 1
+[preprocess]
+min_item_support = 1
+[split]
+test_days = 6
+valid_days = 6
+[model]
+name = "gru4rec"
+layers = [16]
+[objective]
+n_sample = 0
+[train]
+epochs = 2
+batch_size = 16
+progress = false
+[eval]
+metrics = ["recall@20", "mrr@20"]
+[search]
+seeds = [0, 1]
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_sigkilled_grid_resumes_each_point_once_then_runs_only_new_points(tmp_path: Path) -> None:
+    exp = tmp_path / "k.toml"
+    exp.write_text(KILLED + '[grid]\n"model.layers" = [[8], [16]]\n')
+    configs = grid(exp)
+    ref = {r.out_dir.name: r for r in run_grid(configs, tmp_path / "ref", progress=False)}
+    root = tmp_path / "g"
+    cmd = [
+        sys.executable,
+        "-m",
+        "seqrec.cli",
+        "--threads",
+        "1",
+        "run",
+        str(exp),
+        "--out",
+        str(root),
+    ]
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if len(list(root.glob("k-*/metrics.json"))) >= 1:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    before = {p.parent.name for p in root.glob("k-*/metrics.json")}
+    assert 1 <= len(before) < len(configs)
+    r = subprocess.run(
+        [*cmd, "--resume", "--no-progress"], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = _rows(root)
+    assert sorted(row["run"] for row in rows) == sorted(ref)  # every point, once
+    for row in rows:
+        assert (row["status"] == "finished") == (row["run"] in before)
+        done = json.loads((root / row["run"] / "metrics.json").read_text())
+        assert done["test"]["metrics"] == ref[row["run"]].metrics["test"]["metrics"]
+    assert not list(root.glob(".*.partial"))
+    # one more value: only its two runs (two seeds) are new
+    exp.write_text(KILLED + '[grid]\n"model.layers" = [[8], [16], [4]]\n')
+    r = subprocess.run(
+        [*cmd, "--resume", "--no-progress"], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    status = [row["status"] for row in _rows(root)]
+    assert status == ["finished"] * 4 + ["new"] * 2

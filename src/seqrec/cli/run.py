@@ -39,7 +39,8 @@ seeds of every point (seeds = [0, 1, 2] or n_seeds = 3) and max_runs. <out>/summ
 has one row per run, <out>/points.csv one per point with mean, std and 95% interval over
 its seeds; the table printed shows mean ± std [95% interval]. A point that fails is
 recorded (status and error in summary.csv, error.json in its directory), the grid goes
-on and the exit status is 1; the next run of the grid retries it.
+on and the exit status is 1; the next run of the grid retries it. --jobs N runs N
+points at a time in worker processes (torch threads split between them).
 
 --set and --grid values are TOML values (3, 0.1, true, [100], "text"); anything that
 is not valid TOML is taken as a plain string (model.name=pop).
@@ -98,6 +99,14 @@ def add_parser(sub: Any) -> None:
         type=int,
         metavar="N",
         help="refuse a grid or search of more than N runs (points x seeds); sets search.max_runs",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N grid points at a time in worker processes, the torch threads split "
+        "between them (default 1)",
     )
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
     add_progress(p)
@@ -182,7 +191,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         configs = grid(cfg, extra)
         note(f"grid: {len(configs)} runs into {out_dir}/")
         results = run_grid(
-            configs, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume
+            configs,
+            out_dir,
+            progress=show,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            jobs=args.jobs,
         )
         if args.resume:
             for r in results:

@@ -636,6 +636,30 @@ def _record_failure(run_dir: Path, cfg: ExperimentConfig, exc: BaseException) ->
     return text
 
 
+def _grid_point(
+    cfg: ExperimentConfig, run_dir: Path, progress: bool, overwrite: bool, resume: bool
+) -> RunResult:
+    """Run one grid point (retrying a recorded failure); an exception other than
+    :class:`RunExistsError` is recorded in ``run_dir`` and returned as a failed result."""
+    if _failure_record(run_dir):
+        logger.info("running %s again (it failed before)", run_dir)
+        shutil.rmtree(run_dir)
+    try:
+        res = run(cfg, run_dir, progress=progress, overwrite=overwrite, resume=resume)
+    except RunExistsError:
+        raise
+    except Exception as e:
+        text = _record_failure(run_dir, cfg, e)
+        logger.error("grid point %s failed (%s); going on with the others", run_dir, text)
+        res = RunResult(out_dir=run_dir, config=cfg, metrics={}, status="failed", error=text)
+    res.recommender = None
+    return res
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
 def run_grid(
     configs: Sequence[ExperimentConfig],
     out_root: str | Path,
@@ -643,6 +667,7 @@ def run_grid(
     progress: bool = True,
     overwrite: bool = False,
     resume: bool = False,
+    jobs: int = 1,
 ) -> list[RunResult]:
     """Run each config into ``out_root/<name>-<point id>-s<seed>``; write the summaries.
 
@@ -663,12 +688,20 @@ def run_grid(
     (:func:`~seqrec.experiment.search.seed_stats`, a 95% t-interval) and ``n_seeds``. Only
     the runs of ``configs`` appear: runs of points no longer in the grid stay on disk but
     leave the tables. The fitted models are not kept in the results.
+
+    ``jobs > 1`` runs that many points at a time in worker processes (spawned), the torch
+    threads of this process split between them (at least one each), without progress bars;
+    the tables list the finished runs in grid order. Each run is seeded as in a serial grid,
+    so the results are those of ``jobs = 1`` up to the floating-point effects of a
+    different thread count.
     """
-    from seqrec.experiment.search import point_id, run_name
+    from seqrec.experiment.search import run_name
 
     configs = list(configs)
     if not configs:
         raise ConfigError("run_grid() got no configs")
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     names = [run_name(c) for c in configs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -678,44 +711,72 @@ def run_grid(
     remove_stale(out_root, [f".{SUMMARY_FILE}.tmp-", f".{POINTS_FILE}.tmp-"])
     remove_dead_temporaries(out_root)
     keys = [k for k in varying_keys(configs) if k != "seed"]
-    results: list[RunResult] = []
-    rows: list[dict[str, Any]] = []
-    for i, (cfg, name) in enumerate(zip(configs, names, strict=True)):
-        run_dir = out_root / name
-        logger.info("grid run %d/%d -> %s", i + 1, len(configs), run_dir)
-        if _failure_record(run_dir):
-            logger.info("running %s again (it failed before)", run_dir)
-            shutil.rmtree(run_dir)
-        try:
-            res = run(cfg, run_dir, progress=progress, overwrite=overwrite, resume=resume)
-        except RunExistsError:
-            raise
-        except Exception as e:
-            text = _record_failure(run_dir, cfg, e)
-            logger.error("grid point %s failed (%s); going on with the others", run_dir, text)
-            res = RunResult(out_dir=run_dir, config=cfg, metrics={}, status="failed", error=text)
-        res.recommender = None
-        results.append(res)
-        flat = flatten_dict(cfg.to_dict())
-        row: dict[str, Any] = {
-            "run": run_dir.name,
-            "point": point_id(cfg),
-            "seed": cfg.seed,
-            "status": res.status,
-            "error": res.error,
-        }
-        for k in keys:
-            v = flat.get(k)
-            row[k] = json.dumps(v) if isinstance(v, list | dict) else v
-        for part, rep in res.reports.items():
-            for m, v in rep.metrics.items():
-                row[f"{part}.{m}"] = v
-        row["train_seconds"] = res.metrics.get("train", {}).get("seconds")
-        row["final_loss"] = res.metrics.get("train", {}).get("final_loss")
-        rows.append(row)
+    done: list[RunResult | None] = [None] * len(configs)
+
+    def record(i: int, res: RunResult) -> None:
+        done[i] = res
+        rows = [_summary_row(r, keys) for r in done if r is not None]
         _write_summary(out_root / SUMMARY_FILE, rows)
         _write_summary(out_root / POINTS_FILE, point_rows(rows, keys))
-    return results
+
+    if jobs == 1 or len(configs) == 1:
+        for i, (cfg, name) in enumerate(zip(configs, names, strict=True)):
+            logger.info("grid run %d/%d -> %s", i + 1, len(configs), out_root / name)
+            record(i, _grid_point(cfg, out_root / name, progress, overwrite, resume))
+    else:
+        import multiprocessing
+        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+        jobs = min(jobs, len(configs))
+        threads = max(1, torch.get_num_threads() // jobs)
+        logger.info(
+            "grid: %d runs, %d at a time, %d torch thread(s) each", len(configs), jobs, threads
+        )
+        pool = ProcessPoolExecutor(
+            jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(threads,),
+        )
+        try:
+            futures = {
+                pool.submit(_grid_point, cfg, out_root / name, False, overwrite, resume): i
+                for i, (cfg, name) in enumerate(zip(configs, names, strict=True))
+            }
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    record(futures[f], f.result())  # re-raises a worker's RunExistsError
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    return [r for r in done if r is not None]
+
+
+def _summary_row(res: RunResult, keys: Sequence[str]) -> dict[str, Any]:
+    """The ``summary.csv`` row of one grid run."""
+    from seqrec.experiment.search import point_id
+
+    cfg = res.config
+    flat = flatten_dict(cfg.to_dict())
+    row: dict[str, Any] = {
+        "run": res.out_dir.name,
+        "point": point_id(cfg),
+        "seed": cfg.seed,
+        "status": res.status,
+        "error": res.error,
+    }
+    for k in keys:
+        v = flat.get(k)
+        row[k] = json.dumps(v) if isinstance(v, list | dict) else v
+    for part, rep in res.reports.items():
+        for m, v in rep.metrics.items():
+            row[f"{part}.{m}"] = v
+    row["train_seconds"] = res.metrics.get("train", {}).get("seconds")
+    row["final_loss"] = res.metrics.get("train", {}).get("final_loss")
+    return row
 
 
 def metric_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
