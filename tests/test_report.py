@@ -165,3 +165,20 @@ def test_no_finished_run_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no finished run"):
         report.build([tmp_path / "empty"], tmp_path / "r")
+
+
+def test_failed_and_unfinished_runs_are_listed_not_tabled(runs: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    g = tmp_path / "grid"
+    shutil.copytree(runs / "grid", g)
+    bad = g / "tiny-0123456789-s0"
+    bad.mkdir()
+    (bad / "error.json").write_text(json.dumps({"error": "RuntimeError", "message": "diverged"}))
+    (g / ".tiny-9876543210-s0.partial").mkdir()
+    res = report.build([g], tmp_path / "r", metric="mrr@20")
+    assert res.n_runs == 8
+    md = res.markdown.read_text()
+    assert "## Failed runs" in md and "RuntimeError: diverged" in md
+    assert "diverged" in res.html.read_text()

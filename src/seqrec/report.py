@@ -85,13 +85,35 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
         if (p / METRICS_FILE).is_file():
             found.append(p)
             continue
-        subs = sorted(d for d in p.iterdir() if d.is_dir() and (d / METRICS_FILE).is_file())
+        subs = sorted(
+            d
+            for d in p.iterdir()
+            if d.is_dir() and not d.name.startswith(".") and (d / METRICS_FILE).is_file()
+        )
         if not subs:
             raise DataError(
                 f"{p} holds no finished run (no {METRICS_FILE} in it or its subdirectories)"
             )
         found += subs
     return list(dict.fromkeys(found))
+
+
+def failed_runs(paths: Sequence[str | Path]) -> dict[Path, str]:
+    """``run directory -> "Type: message"`` of the failed grid points under ``paths``
+    (directories with ``error.json`` and no ``metrics.json``)."""
+    from seqrec.experiment import ERROR_FILE, METRICS_FILE
+
+    out: dict[Path, str] = {}
+    for p in map(Path, paths):
+        for d in [p, *(sorted(p.iterdir()) if p.is_dir() else [])]:
+            f = d / ERROR_FILE
+            if f.is_file() and not (d / METRICS_FILE).is_file():
+                try:
+                    rec = json.loads(f.read_text())
+                    out[d] = f"{rec.get('error')}: {rec.get('message')}"
+                except (OSError, ValueError):
+                    out[d] = "(unreadable error.json)"
+    return out
 
 
 def _cutoffs(metrics: Sequence[str]) -> list[int]:
@@ -674,6 +696,18 @@ def build(
         hp.append(
             f'<h3>{html.escape(caption)}</h3><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
         )
+    failed = failed_runs(runs)
+    if failed:
+        md += ["## Failed runs (not in the table)", ""]
+        md += [f"- `{d}`: {e}" for d, e in failed.items()] + [""]
+        hp.append(
+            "<h2>Failed runs (not in the table)</h2><ul>"
+            + "".join(
+                f"<li><code>{html.escape(str(d))}</code>: {html.escape(e)}</li>"
+                for d, e in failed.items()
+            )
+            + "</ul>"
+        )
     md += ["## Runs included", ""] + [f"- `{r.path}`" for r in loaded] + [""]
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
@@ -701,4 +735,4 @@ def build(
     )
 
 
-__all__ = ["PROTOCOL_KEYS", "ReportResult", "build", "find_runs", "protocol_of"]
+__all__ = ["PROTOCOL_KEYS", "ReportResult", "build", "failed_runs", "find_runs", "protocol_of"]
