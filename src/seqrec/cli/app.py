@@ -18,6 +18,8 @@ examples:
   seqrec demo                                   # synthetic data, GRU4Rec vs popularity, <1 min
   seqrec stats ml-100k --clean                  # dataset statistics before/after cleaning
   seqrec run configs/ml100k_gru4rec.toml --set train.epochs=3
+  seqrec run configs/ml100k_notebook_grid.toml --out runs/grid --resume   # a grid, resumable
+  seqrec report runs/grid --out reports/grid    # Markdown + HTML: protocol, table, plots
   seqrec evaluate runs/ml100k_gru4rec --split test
   seqrec recommend runs/ml100k_gru4rec --items 50 181 -k 10
   seqrec recommend runs/ml100k_gru4rec --input sessions.csv --output recs.csv
