@@ -9,10 +9,9 @@ with the threshold chosen on validation (best F1 micro over 0.05..0.95). F1 macr
 over every vocabulary item.
 
 Models: g-topfreq, p-topfreq, gp-topfreq, upcf, tifu-knn (the paper's parameters per
-dataset) and ``basket-rnn`` variants, one factor changed at a time from the reference
-CNN-GRU with BCE (pos_weight 10): the attention encoder, the transformer over orders, order
-context, ``bce+bpr`` / ``bce+margin``, and the repeat-aware head (alone and with the best
-of the rest). Deep models train with Adam 0.001, batch 32, early stopping on validation
+dataset) and ``basket-rnn`` variants: the reference CNN-GRU with BCE (pos_weight 10), the
+attention encoder and the transformer over orders, each without and with the repeat-aware
+head; then, with the repeat head, order context, ``bce+bpr``, ``bce+margin`` and ``bpr``. Deep models train with Adam 0.001, batch 32, early stopping on validation
 recall@10 (``--epochs`` at most, patience 2), 1 torch thread.
 
     SEQREC_DATA=../shared/data python benchmarks/bench_baskets.py            # both datasets
@@ -68,15 +67,13 @@ DEEP: list[tuple[str, dict[str, Any]]] = [
     ("cnn-gru bce", {}),
     ("attention-gru bce", {"encoder": "attention"}),
     ("cnn-transformer bce", {"order_model": "transformer"}),
-    ("cnn-gru bce +context", {"context": True}),
-    ("cnn-gru bce+bpr", {"loss": "bce+bpr"}),
-    ("cnn-gru bce+margin", {"loss": "bce+margin"}),
-    ("cnn-gru bpr", {"loss": "bpr"}),
     ("cnn-gru bce +repeat", {"repeat": True}),
-    (
-        "attention-transformer bce +repeat +context",
-        {"encoder": "attention", "order_model": "transformer", "repeat": True, "context": True},
-    ),
+    ("attention-gru bce +repeat", {"encoder": "attention", "repeat": True}),
+    ("cnn-transformer bce +repeat", {"order_model": "transformer", "repeat": True}),
+    ("cnn-gru bce +repeat +context", {"repeat": True, "context": True}),
+    ("cnn-gru bce+bpr +repeat", {"loss": "bce+bpr", "repeat": True}),
+    ("cnn-gru bce+margin +repeat", {"loss": "bce+margin", "repeat": True}),
+    ("cnn-gru bpr +repeat", {"loss": "bpr", "repeat": True}),
 ]
 
 
@@ -159,12 +156,20 @@ def main() -> None:
         "--epochs", type=int, default=10, help="at most this many epochs per deep model"
     )
     ap.add_argument("--quick", action="store_true", help="2 epochs, the first 3 deep variants")
+    ap.add_argument(
+        "--deep", nargs="*", help="only the deep variants whose name contains one of these"
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "baskets.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     epochs = 2 if args.quick else args.epochs
     deep = DEEP[:3] if args.quick else DEEP
+    if args.deep is not None:
+        unknown = set(args.deep) - {n for n, _ in DEEP}
+        if unknown:
+            ap.error(f"unknown deep variants {sorted(unknown)}; choose from {[n for n, _ in DEEP]}")
+        deep = [(n, kw) for n, kw in deep if n in args.deep]
     result: dict[str, Any] = {
         "command": "python benchmarks/bench_baskets.py "
         + " ".join(
