@@ -667,9 +667,18 @@ SPEC = ModelSpec(
     strategy=lambda model_cfg, objective, train_cfg: BasketRNNStrategy(model_cfg, train_cfg),
     train_defaults=TRAIN_DEFAULTS,
     example={
-        "model": {"embedding_dim": 16, "encoder_dim": 32, "hidden": 32, "head_dim": 32},
+        "model": {
+            "embedding_dim": 16,
+            "encoder_dim": 32,
+            "hidden": 32,
+            "head_dim": 32,
+            "repeat": True,
+        },
         "train": {"epochs": 3, "batch_size": 64, "learning_rate": 0.003},
     },
+    # recall@10 on the planted basket task: 0.693 measured with repeat (without the repeat
+    # head 0.504, what popularity alone gets — G-TopFreq's figure)
+    planted_recall=(0.58, 0.8),
     summary="basket-rnn: basket encoder (CNN / attention) + GRU / transformer over orders, "
     "multi-label head, optional repeat-aware term",
 )
