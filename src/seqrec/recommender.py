@@ -310,21 +310,25 @@ class Recommender:
         if self.spec.task == "next-basket":
             return self._basket_batch(queries, unknown=unknown, exclude_seen=exclude_seen)
         hist = [self._encode(q.items, unknown) for q in queries]
+        return QueryBatch.from_lists(
+            hist, self.vocab_.n_items, exclude_seen=exclude_seen, **self._query_extras(queries)
+        )
+
+    def _query_extras(self, queries: Sequence[Query]) -> dict[str, Any]:
+        """What every query batch takes besides the histories: the device, each query's
+        exclude and candidate items (unknown ones ignored) and user ids, None where unused."""
         excl = [self._encode(q.exclude, "drop", "exclude") for q in queries]
         cands = [
             None if q.candidates is None else self._encode(q.candidates, "drop", "candidates")
             for q in queries
         ]
         users = np.asarray([q.user_id for q in queries], dtype=object)
-        return QueryBatch.from_lists(
-            hist,
-            self.vocab_.n_items,
-            device=model_device(self.model_),
-            exclude=excl if any(len(e) for e in excl) else None,
-            candidates=cands if any(c is not None for c in cands) else None,
-            user_ids=users if any(u is not None for u in users) else None,
-            exclude_seen=exclude_seen,
-        )
+        return {
+            "device": model_device(self.model_),
+            "exclude": excl if any(len(e) for e in excl) else None,
+            "candidates": cands if any(c is not None for c in cands) else None,
+            "user_ids": users if any(u is not None for u in users) else None,
+        }
 
     def _basket_batch(
         self, queries: Sequence[Query], *, unknown: Literal["drop", "error"], exclude_seen: bool
@@ -344,12 +348,6 @@ class Recommender:
                 baskets = id_list(q.baskets, f"query {j} baskets")
             hist.append([self._encode(id_list(b, f"query {j} basket"), unknown) for b in baskets])
             contexts.append(None if q.context is None else np.asarray(q.context, dtype=np.float32))
-        excl = [self._encode(q.exclude, "drop", "exclude") for q in queries]
-        cands = [
-            None if q.candidates is None else self._encode(q.candidates, "drop", "candidates")
-            for q in queries
-        ]
-        users = np.asarray([q.user_id for q in queries], dtype=object)
         n_ctx = len(getattr(self.model_, "context_names", ()) or ())
         context = None
         if n_ctx:
@@ -368,12 +366,9 @@ class Recommender:
         return QueryBatch.from_baskets(
             hist,
             self.vocab_.n_items,
-            device=model_device(self.model_),
-            exclude=excl if any(len(e) for e in excl) else None,
-            candidates=cands if any(c is not None for c in cands) else None,
-            user_ids=users if any(u is not None for u in users) else None,
             exclude_seen=exclude_seen,
             context=context,
+            **self._query_extras(queries),
         )
 
     def score_batch(self, batch: QueryBatch) -> torch.Tensor:

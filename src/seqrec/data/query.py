@@ -245,9 +245,7 @@ class QueryBatch:
             basket_offsets = torch.from_numpy(bo).to(device)
         if basket_context is None and data.basket_context is not None:
             basket_context = torch.from_numpy(data.basket_context).to(device)
-        users = data.user_ids[seq] if data.user_ids is not None else None
-        if users is None and data.session_ids is not None:
-            users = data.session_ids[seq]
+        users = _users_of(data, seq)
         times = None
         if data.timestamps is not None:
             times = torch.from_numpy(data.timestamps[bo[targets]]).to(device)
@@ -287,9 +285,7 @@ class QueryBatch:
         times = None
         if data.timestamps is not None:
             times = torch.from_numpy(data.timestamps[positions]).to(device)
-        users = data.user_ids[seq] if data.user_ids is not None else None
-        if users is None and data.session_ids is not None:
-            users = data.session_ids[seq]
+        users = _users_of(data, seq)
         return cls(
             items=items,
             starts=torch.from_numpy(starts).to(device),
@@ -474,6 +470,13 @@ class QueryBatch:
             scores[:, 0] = float("-inf")
             return scores
         return scores.masked_fill_(self.exclusion_mask(scores.shape[1]), float("-inf"))
+
+
+def _users_of(data: SequenceData, seq: np.ndarray) -> np.ndarray | None:
+    """The user of each sequence ``seq`` (its session id when the data has no users)."""
+    if data.user_ids is not None:
+        return data.user_ids[seq]
+    return None if data.session_ids is None else data.session_ids[seq]
 
 
 def _rows_of(offsets: Tensor, device: torch.device) -> Tensor:
