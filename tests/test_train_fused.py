@@ -253,3 +253,37 @@ def test_resumed_training_continues_bit_identically(
     assert resumed_loss == full_loss
     for k, v in full.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_last_batch_stop_trains_on_the_notebook_loader_events(fused):
+    """``last_batch = "stop"`` (the Keras notebook's loader) trains on the events of the
+    full-width steps only; ``"shrink"`` on every event."""
+    from seqrec.data import SequenceData, Vocabulary
+    from seqrec.data.batching import session_parallel_schedule
+    from seqrec.data.synthetic import synthetic_sessions
+    from seqrec.models.gru4rec import ObjectiveConfig
+    from seqrec.models.gru4rec.training import GRU4RecStrategy
+    from seqrec.train import TrainConfig, Trainer
+
+    df = synthetic_sessions(n_sessions=120, n_items=30, seed=2)
+    data = SequenceData.from_frame(df, Vocabulary.fit(df["item_id"]))
+    cfg = GRU4RecConfig(layers=[8], constrained_embedding=False, embedding_dim=0)
+    tc = TrainConfig(
+        epochs=1,
+        batch_size=16,
+        optimizer="adam",
+        learning_rate=0.01,
+        fused=fused,
+        progress=False,
+        device="cpu",
+    )
+    seen = {}
+    for last_batch in ("shrink", "stop"):
+        obj = ObjectiveConfig(negatives="full", last_batch=last_batch)
+        torch.manual_seed(0)
+        m = GRU4Rec(cfg, data.n_items)
+        log = Trainer(tc, seed=3).fit(m, GRU4RecStrategy(cfg, obj, tc), data)
+        seen[last_batch] = log[0].events
+    expected = session_parallel_schedule(data, 16, last_batch="stop").n_events
+    assert seen["stop"] == expected < seen["shrink"] == int((data.lengths - 1).sum())

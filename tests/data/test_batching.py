@@ -60,6 +60,36 @@ def test_schedule_order_and_errors():
         session_parallel_schedule(sd, 0)
 
 
+def test_stop_ends_the_pass_when_a_slot_cannot_be_refilled():
+    # the reference Keras notebook's loader: once a finished session's slot has no session
+    # left to take it, the pass ends and the other slot's remaining events are not used
+    sd = SequenceData.from_lists([[1, 2, 3], [4, 5], [6, 7, 8, 9]], n_items=10)
+    shrink = session_parallel_schedule(sd, 2)
+    stop = session_parallel_schedule(sd, 2, last_batch="stop")
+    assert shrink.inputs.tolist() == [1, 4, 2, 6, 7, 8]
+    assert stop.inputs.tolist() == [1, 4, 2, 6]
+    assert stop.targets.tolist() == [2, 5, 3, 7]
+    with pytest.raises(DataError, match="last_batch"):
+        session_parallel_schedule(sd, 2, last_batch="pad")
+
+
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=40), st.integers(1, 8))
+@settings(max_examples=100, deadline=None)
+def test_stop_is_a_prefix_of_shrink_at_full_width(lengths, batch_size):
+    if max(lengths) < 2:
+        return
+    sd = SequenceData.from_lists([list(range(1, n + 1)) for n in lengths], n_items=10)
+    shrink = session_parallel_schedule(sd, batch_size)
+    stop = session_parallel_schedule(sd, batch_size, last_batch="stop")
+    n = stop.n_events
+    assert 0 < n <= shrink.n_events
+    assert np.array_equal(stop.positions, shrink.positions[:n])
+    assert np.array_equal(stop.reset, shrink.reset[:n])
+    # the batch never shrinks: every step is as wide as the first
+    assert len(set(np.diff(stop.step_offsets).tolist())) == 1
+    assert all(k is None for k in stop.keep)
+
+
 def test_padded_last_right_aligns_and_truncates():
     sd = SequenceData.from_lists([[1, 2, 3, 4], [5], []], n_items=6)
     items, lengths = padded_last(sd, 3)

@@ -58,8 +58,17 @@ class SessionParallelSchedule:
         return len(self.inputs)
 
 
+LAST_BATCH = ("shrink", "stop")
+"""What the session-parallel batcher does when sessions run out (see
+:func:`session_parallel_schedule`)."""
+
+
 def session_parallel_schedule(
-    data: SequenceData, batch_size: int, *, order: np.ndarray | None = None
+    data: SequenceData,
+    batch_size: int,
+    *,
+    order: np.ndarray | None = None,
+    last_batch: str = "shrink",
 ) -> SessionParallelSchedule:
     """Precompute GRU4Rec's session-parallel mini-batches for one pass over ``data``.
 
@@ -76,9 +85,19 @@ def session_parallel_schedule(
     order
         Order in which sessions enter the slots (default: the stored order, which
         :meth:`SequenceData.from_frame` makes the order of session start times).
+    last_batch
+        When a session ends and no session is left to take its slot: ``"shrink"``
+        (default, the official implementation) drops the slot and goes on with a smaller
+        batch until every session has ended, so every event is used; ``"stop"`` ends the
+        pass there, as the reference Keras notebook's loader does (a stateful Keras GRU
+        needs a full batch): the events the other slots' sessions have left are not used.
+        Padding the finished slots to keep the batch full (with rows that carry no loss)
+        computes what ``"shrink"`` computes.
     """
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
+    if last_batch not in LAST_BATCH:
+        raise DataError(f"last_batch must be one of {LAST_BATCH}, got {last_batch!r}")
     lengths = data.lengths
     if order is None:
         order = np.arange(len(data))
@@ -118,6 +137,8 @@ def session_parallel_schedule(
         finished = (end - start) <= 1
         n_fin = int(finished.sum())
         n_new = min(n_fin, len(order) - nxt)
+        if last_batch == "stop" and n_new < n_fin:
+            break  # a slot cannot be refilled: the pass ends (the Keras loader)
         fresh = np.zeros(len(start), dtype=bool)
         if n_new:
             fin_idx = np.flatnonzero(finished)[:n_new]  # lowest slots get new sessions first

@@ -38,6 +38,16 @@ class ObjectiveConfig(ConfigModel):
         How many negative ids are drawn in bulk ahead of time [sample_cache_max_size], in
         the autograd loop; the fast loop draws the negatives of each run of ~1,000 steps
         together with their merged columns.
+    last_batch
+        When sessions run out in training (see
+        :func:`~seqrec.data.batching.session_parallel_schedule`): ``"shrink"`` (the
+        official code) trains on with a smaller batch until every session has ended;
+        ``"stop"`` ends the epoch as soon as a finished session's slot cannot be refilled,
+        as the reference Keras notebook's loader does (the other sessions' remaining events
+        are not trained on). The notebook's "padding" variant pads those last batches to
+        full width so that every event is trained on: its loss and gradients are those of
+        ``"shrink"`` (padded rows carry no loss; the loss is divided by the configured
+        batch size either way). Evaluation always scores every event.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -49,6 +59,7 @@ class ObjectiveConfig(ConfigModel):
     bpreg: float = Field(1.0, ge=0.0)
     elu_param: float = Field(0.5, ge=0.0)
     sample_cache_size: int = Field(10_000_000, ge=1)
+    last_batch: Literal["shrink", "stop"] = "shrink"
 
 
 @dataclass(frozen=True)

@@ -526,7 +526,7 @@ class GRU4RecStrategy:
         batch_size = int(cfg.batch_size)  # type: ignore[arg-type]  # resolved
         self.model = model
         self.sched = sched = TorchSessionSchedule(
-            session_parallel_schedule(data, batch_size), device
+            session_parallel_schedule(data, batch_size, last_batch=objective.last_batch), device
         )
         counts = data.item_counts()
         fast_loop = cfg.fused and can_fuse(model, objective)
