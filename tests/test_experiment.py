@@ -408,7 +408,9 @@ def test_run_writes_a_complete_run_directory(tiny_run) -> None:
         "config.resolved.toml",
         "log.txt",
         "metrics.json",
+        "queries",
     ]
+    assert sorted(p.name for p in (out / "queries").iterdir()) == ["test.parquet", "valid.parquet"]
     # no temp dirs left next to it
     assert [p.name for p in out.parent.iterdir()] == ["tiny"]
 

@@ -10,7 +10,7 @@ import torch
 
 from _configs import TINY
 from seqrec.cli import main
-from seqrec.exceptions import ConfigError, DataError
+from seqrec.exceptions import DataError
 from seqrec.experiment import grid, load_experiment, run, run_grid
 
 pytest.importorskip("matplotlib")
@@ -96,7 +96,8 @@ def test_report_has_protocol_table_and_plots(runs: Path, tmp_path: Path) -> None
     header = next(line for line in md.splitlines() if line.startswith("| # |"))
     assert "model.layers" in header and "train.learning_rate" in header
     assert "mrr@20 (95% CI)" in header and "seeds" in header
-    rows = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
+    table = md.split("## Significance")[0]
+    rows = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == 5
     cols = [c.strip() for c in header.strip("|").split("|")]
     i = cols.index("mrr@20 (95% CI)")
@@ -124,17 +125,90 @@ def test_report_has_protocol_table_and_plots(runs: Path, tmp_path: Path) -> None
     assert "<table>" in page and "Protocol" in page
 
 
-def test_mixed_protocols_are_an_error_naming_the_difference(runs: Path, tmp_path: Path) -> None:
+def test_report_significance_table(runs: Path, tmp_path: Path) -> None:
+    res = report.build([runs / "grid", runs / "pop"], tmp_path / "r", metric="mrr@20")
+    md = res.markdown.read_text()
+    sec = md.split("## Significance", 1)[1].split("\n## ", 1)[0]
+    header = next(line for line in sec.splitlines() if line.startswith("| # |"))
+    for col in ("model", "point", "seeds", "mrr@20 difference", "95% CI", "| p |", "queries"):
+        assert col in header, col
+    rows = [line for line in sec.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == 4 == len(res.significance)  # the best of 5 points against the 4 others
+    assert "2000 resamples" in sec and "Wilcoxon" in sec and "seeds are averaged" in sec
+    # the rows are the tests of the best point's seeds against each point's seeds
+    table = [
+        line for line in md.split("## Significance")[0].splitlines() if line.startswith("| 1 |")
+    ]
+    assert "gru4rec" in table[0]
+    t = res.significance[0]
+    assert len(t.runs_a) == 2 and t.n > 50  # two seeds per grid point, averaged per query
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[-4] == f"{t.difference:+.4f}" and cells[-1] == str(t.n)
+    direct = report.paired_test(t.runs_a, t.runs_b, metric="mrr@20", n_boot=2000, seed=0)
+    assert (direct.difference, direct.ci_low, direct.p_value) == (t.difference, t.ci_low, t.p_value)
+    assert all(x.difference >= 0 for x in res.significance)  # best minus the others
+    pop = next(x for x in res.significance if x.runs_b == [runs / "pop"])
+    assert pop.significant and pop.ci_low > 0  # GRU4Rec learns the synthetic task, pop not
+    page = res.html.read_text()
+    assert "<h2>Significance</h2>" in page and "mrr@20 difference" in page
+
+
+def test_significance_cap_and_old_runs(
+    runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    g = tmp_path / "grid"
+    shutil.copytree(runs / "grid", g)
+    old = sorted(d for d in g.iterdir() if d.is_dir())[-1]
+    shutil.rmtree(old / "queries")  # a run written before per-query results
+    monkeypatch.setattr(report, "MAX_SIGNIFICANCE", 2)
+    res = report.build([g, runs / "pop"], tmp_path / "r", metric="mrr@20")
+    sec = res.markdown.read_text().split("## Significance", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in sec.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == 2 and "(2 of 4)" in sec
+    assert any("pop" in r for r in rows)  # the best point of each other model comes first
+    monkeypatch.undo()
+    res = report.build([g, runs / "pop"], tmp_path / "r2", metric="mrr@20")  # uncapped
+    sec = res.markdown.read_text().split("## Significance", 1)[1].split("\n## ", 1)[0]
+    assert "no per-query results" in sec and "| - |" in sec  # its point's row, explained
+
+
+def test_mixed_protocols_warn_and_get_a_table_each(
+    runs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     exp = tmp_path / "o.toml"
     exp.write_text(TINY)
     run(load_experiment(exp, ["eval.ties=optimistic"]), tmp_path / "opt", progress=False)
-    with pytest.raises(ConfigError, match="ties") as e:
-        report.build([runs / "pop", tmp_path / "opt"], tmp_path / "r")
-    assert "allow_mixed" in str(e.value)
-    res = report.build([runs / "pop", tmp_path / "opt"], tmp_path / "r", allow_mixed=True)
-    assert len(res.protocols) == 2
+    run(
+        load_experiment(exp, ["eval.ties=optimistic", "model.name=pop"]),
+        tmp_path / "op",
+        progress=False,
+    )
+    with caplog.at_level("WARNING", logger="seqrec"):
+        res = report.build([runs / "pop", tmp_path / "opt", tmp_path / "op"], tmp_path / "r")
+    assert len(res.protocols) == 2 and len(res.warnings) == 1
+    assert "2 different protocols" in caplog.text and "differ" in caplog.text
+    assert "ties" in res.warnings[0] and "fingerprint" not in res.warnings[0]
     md = res.markdown.read_text()
-    assert "## Protocol 1" in md and "## Protocol 2" in md and "| protocol |" in md
+    assert "**Warning**" in md and "ties" in md.split("## Protocol 1")[0]
+    assert "## Protocol 1 (1 run(s))" in md and "## Protocol 2 (2 run(s))" in md
+    one, two = md.split("## Protocol 2")
+    assert "ties**: conservative" in one and "ties**: optimistic" in two
+    assert "### Runs under protocol 1" in one and "### Runs under protocol 2" in two
+    assert "| protocol |" not in md
+
+    def rows(text: str) -> list[str]:
+        return [x for x in text.split("## Plots")[0].splitlines() if re.match(r"\| \d+ \|", x)]
+
+    runs_one = one.split("### Significance")[0]
+    assert len(rows(runs_one)) == 1 and "One point only" in one
+    sig_two = two.split("### Significance under protocol 2")[1]
+    assert len(rows(sig_two)) == 1  # gru4rec vs pop, both optimistic; never across protocols
+    assert len(res.significance) == 1 and res.significance[0].runs_b[0].parent == tmp_path
+    assert "<h2>Protocol 2 (2 run(s))</h2>" in res.html.read_text()
+    again = report.build([runs / "pop", tmp_path / "opt"], tmp_path / "r", allow_mixed=True)
+    assert len(again.protocols) == 2  # still accepted, no effect
 
 
 def test_next_basket_report(tmp_path: Path) -> None:

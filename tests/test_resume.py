@@ -74,7 +74,7 @@ metrics = ["recall@20", "mrr@20"]
 on = ["valid", "test"]
 """
 
-RUN_FILES = ["artifact", "config.resolved.toml", "log.txt", "metrics.json"]
+RUN_FILES = ["artifact", "config.resolved.toml", "log.txt", "metrics.json", "queries"]
 PARTIAL_FILES = ["checkpoint", "config.resolved.toml", "log.txt"]
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+import polars as pl
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -37,6 +38,36 @@ from seqrec.models.base import SupportsReplay, model_device
 
 Ties = Literal["conservative", "optimistic", "average"]
 
+QUERY_KEYS: dict[str, tuple[str, str]] = {
+    "next-item": ("sequence", "position"),
+    "next-basket": ("sequence", "basket"),
+}
+"""The key columns of :attr:`EvalReport.queries` per task: ``sequence`` is the index of the
+session (user) in the evaluated data (sequences ordered by their first event, as
+:meth:`SequenceData.from_frame` builds them), ``position`` the index of the target event in
+it, ``basket`` the index of the target basket among the user's baskets (after items unknown
+to the model are dropped). Targets that could not be ranked at all (unknown items, counted as
+misses) get ``sequence = -1`` and ``position`` / ``basket`` ``0, 1, ...``: every model
+misses them alike."""
+
+
+def _query_frame(
+    keys: tuple[str, str], seq: np.ndarray, pos: np.ndarray, n_missing: int, values: dict
+) -> pl.DataFrame:
+    """The per-query frame: the two key columns (int32, ``-1`` rows for ``n_missing``
+    unrankable targets appended) and the float32 values (already including those rows)."""
+    seq = np.concatenate([seq, np.full(n_missing, -1)]).astype(np.int32)
+    pos = np.concatenate([pos, np.arange(n_missing)]).astype(np.int32)
+    cols = {keys[0]: seq, keys[1]: pos}
+    cols.update({k: np.asarray(v, dtype=np.float32) for k, v in values.items()})
+    return pl.DataFrame(cols)
+
+
+def _within(offsets: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(segment, index within it)`` of flat indices into a ragged array."""
+    seg = np.searchsorted(offsets, flat, side="right") - 1
+    return seg, flat - offsets[seg]
+
 
 @dataclass
 class EvalReport:
@@ -47,13 +78,18 @@ class EvalReport:
     n_queries: int
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    queries: pl.DataFrame | None = field(default=None, repr=False, compare=False)
+    """With ``per_query=True``: one row per query, keyed so that two evaluations of the same
+    data align whatever order they scored it in (:data:`QUERY_KEYS`), with the per-query
+    value of each metric (float32; next item: also ``rank``). Not part of :meth:`to_dict`."""
 
     @property
     def queries_per_second(self) -> float:
         return self.n_queries / self.seconds if self.seconds > 0 else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(replace(self, queries=None))
+        del d["queries"]
         d["queries_per_second"] = self.queries_per_second
         return d
 
@@ -85,6 +121,22 @@ def iter_scores(
     ``replay=False``. The mask holds the padding column and, with ``exclude_seen``, the
     items seen earlier in the sequence.
     """
+    for scores, targets, mask, _ in _iter_scored(
+        model, data, batch_size=batch_size, exclude_seen=exclude_seen, replay=replay
+    ):
+        yield scores, targets, mask
+
+
+def _iter_scored(
+    model: Any,
+    data: SequenceData,
+    *,
+    batch_size: int,
+    exclude_seen: bool,
+    replay: bool | None,
+) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor]]:
+    """:func:`iter_scores` with a fourth element: the flat positions (into ``data.items``)
+    of the batch's targets, in the order the model scored them."""
     device = model_device(model)
     flags = data.target_mask()
     if not flags.any():
@@ -118,7 +170,7 @@ def iter_scores(
                 scores = scores.clone()
                 scores[:, 0] = float("-inf")
                 mask = None
-            yield scores, items[pos], mask
+            yield scores, items[pos], mask, pos
 
 
 def evaluate(
@@ -138,6 +190,7 @@ def evaluate(
     n_unknown_targets: int = 0,
     replay: bool | None = None,
     basket_options: dict[str, Any] | None = None,
+    per_query: bool = False,
 ) -> EvalReport:
     """Evaluate a fitted next-item model (any :class:`~seqrec.models.base.Scorer`) on the
     target events of ``data``.
@@ -161,6 +214,9 @@ def evaluate(
     replay
         Use the model's replay fast path (default: when it has one); ``False`` scores the
         prefix queries through ``score`` (same ranks, tested).
+    per_query
+        Also return every query's rank and metric values (``report.queries``, keyed by
+        :data:`QUERY_KEYS`), e.g. for a paired significance test between two models.
 
     Basket data (``data.is_baskets``) is evaluated by :func:`evaluate_baskets` (its options
     through ``basket_options``).
@@ -181,6 +237,7 @@ def evaluate(
             progress=progress,
             n_unknown_dropped=n_unknown_dropped,
             n_unknown_targets=n_unknown_targets,
+            per_query=per_query,
             **(basket_options or {}),
         )
     metrics = ("recall@20", "mrr@20", "ndcg@20") if metrics is None else metrics
@@ -196,9 +253,12 @@ def evaluate(
     t0 = time.perf_counter()
     n_targets = int(data.target_mask().sum())
     bar = tqdm(total=n_targets, desc="evaluate", unit="q", disable=not progress, leave=False)
-    for scores, targets, mask in iter_scores(
+    scored_at: list[Tensor] = []  # flat positions of the queries, in scoring order
+    for scores, targets, mask, pos in _iter_scored(
         model, data, batch_size=batch_size, exclude_seen=exclude_seen, replay=replay
     ):
+        if per_query:
+            scored_at.append(pos)
         if candidates == "full":
             ranks = target_ranks(scores, targets, ties=ties, mask=mask)
         else:
@@ -212,6 +272,14 @@ def evaluate(
     if unknown_targets == "miss" and n_unknown_targets:
         acc.add(torch.full((n_unknown_targets,), float("inf")))
     result = acc.compute(metrics)
+    queries = None
+    if per_query:
+        flat = torch.cat(scored_at).cpu().numpy() if scored_at else np.zeros(0, np.int64)
+        seq, within = _within(data.offsets, flat)
+        n_missing = acc.n - len(flat)  # the unknown targets counted as misses
+        queries = _query_frame(
+            QUERY_KEYS["next-item"], seq, within, n_missing, acc.per_query(metrics)
+        )
     dt = time.perf_counter() - t0
     protocol: dict[str, Any] = {
         "task": "next-item",
@@ -232,7 +300,9 @@ def evaluate(
     if unknown_targets is not None:
         protocol["unknown_targets"] = unknown_targets
         protocol["n_unknown_targets"] = n_unknown_targets
-    return EvalReport(metrics=result, protocol=protocol, n_queries=acc.n, seconds=dt)
+    return EvalReport(
+        metrics=result, protocol=protocol, n_queries=acc.n, seconds=dt, queries=queries
+    )
 
 
 # ------------------------------------------------------------------------ next basket
@@ -294,6 +364,7 @@ def evaluate_baskets(
     progress: bool = False,
     n_unknown_dropped: int | None = None,
     n_unknown_targets: int = 0,
+    per_query: bool = False,
 ) -> EvalReport:
     """Evaluate a fitted next-basket model on the target baskets of ``data``.
 
@@ -328,6 +399,10 @@ def evaluate_baskets(
     n_unknown_targets
         Target baskets whose every item was unknown to the model (dropped before this call):
         they count as users with all metrics 0.
+    per_query
+        Also return each query's (user's target basket's) metric values and the F1 of its
+        predicted set (``report.queries``, keyed by :data:`QUERY_KEYS`;
+        :meth:`~seqrec.metrics.BasketAccumulator.per_query`).
     """
     metrics = tuple(DEFAULT_BASKET_METRICS if metrics is None else metrics)
     parsed = parse_basket_metrics(metrics)
@@ -351,7 +426,9 @@ def evaluate_baskets(
     device = model_device(model)
     logits = bool(getattr(model, "scores_are_logits", False))
     ks = [k for _, k in parsed if k is not None] or [10]
-    acc = BasketAccumulator(ks, data.n_items, thresholds=thresholds, device=device)
+    acc = BasketAccumulator(
+        ks, data.n_items, thresholds=thresholds, device=device, per_query=per_query
+    )
     bo = data.basket_offsets
     assert bo is not None
     items = torch.from_numpy(data.items.astype(np.int64)).to(device)
@@ -423,6 +500,17 @@ def evaluate_baskets(
             z, empty, empty, [empty] * (1 + len(thresholds or ())), torch.ones(n_unknown_targets)
         )
     result = acc.compute(metrics, macro_items=macro_items)
+    queries = None
+    if per_query:
+        seq = np.searchsorted(data.offsets, bo[targets], side="right") - 1
+        first_basket = np.searchsorted(bo, data.offsets[seq])
+        queries = _query_frame(
+            QUERY_KEYS["next-basket"],
+            seq,
+            targets - first_basket,
+            n_unknown_targets,
+            acc.per_query(metrics),
+        )
     dt = time.perf_counter() - t0
     if set_size is not None:
         set_rule = f"top-{set_size}"
@@ -458,7 +546,14 @@ def evaluate_baskets(
     extra: dict[str, Any] = {}
     if thresholds:
         extra["f1_by_threshold"] = acc.f1_by_threshold(macro_items)
-    return EvalReport(metrics=result, protocol=protocol, n_queries=acc.n, seconds=dt, extra=extra)
+    return EvalReport(
+        metrics=result,
+        protocol=protocol,
+        n_queries=acc.n,
+        seconds=dt,
+        extra=extra,
+        queries=queries,
+    )
 
 
 def brute_force_ranks(

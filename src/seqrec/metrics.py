@@ -29,10 +29,12 @@ Set metrics for next-basket prediction (:func:`basket_precision_recall_at_k`,
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Literal, get_args
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -430,6 +432,19 @@ class RankAccumulator:
         ).tolist()  # one device -> host transfer
         return {f"{name}@{k}": v for (name, k), v in zip(parsed, values, strict=True)}
 
+    def per_query(
+        self, metrics: Sequence[str] = ("recall@20", "mrr@20", "ndcg@20")
+    ) -> dict[str, np.ndarray]:
+        """The value of each metric for every query added (in the order added), as float32
+        arrays keyed ``"name@k"``, plus ``"rank"`` (the 1-based ranks; ``inf`` for a target
+        that could not be ranked). Their means are :meth:`compute`'s values."""
+        parsed = parse_metrics(metrics)
+        ranks = self.ranks()
+        out = {"rank": ranks.to(torch.float32).cpu().numpy()}
+        for name, k in parsed:
+            out[f"{name}@{k}"] = RANK_METRICS[name](ranks, k).to(torch.float32).cpu().numpy()
+        return out
+
     def __repr__(self) -> str:
         return f"RankAccumulator(n={self._n})"
 
@@ -631,6 +646,8 @@ class BasketAccumulator:
 
     ``n_dropped`` per query are target items the model cannot rank (unknown to its
     vocabulary): they count in ``|T|`` (and as explore items and false negatives) — misses.
+
+    With ``per_query=True`` the per-query values are kept too (:meth:`per_query`).
     """
 
     def __init__(
@@ -640,6 +657,7 @@ class BasketAccumulator:
         *,
         thresholds: Sequence[float] | None = None,
         device: torch.device | str = "cpu",
+        per_query: bool = False,
     ) -> None:
         self.ks = sorted(set(int(k) for k in ks)) or [10]
         self.n_items = n_items
@@ -656,14 +674,18 @@ class BasketAccumulator:
         self._fn = torch.zeros_like(self._tp)
         self._fn_dropped = torch.zeros(n_sets, dtype=dt, device=self.device)
         self._pred_size = torch.zeros(n_sets, dtype=dt, device=self.device)
+        self._rows: dict[str, list[Tensor]] | None = {} if per_query else None
 
     @property
     def n(self) -> int:
         return self._n
 
-    def _add(self, name: str, v: Tensor) -> None:
+    def _add(self, name: str, v: Tensor, defined: Tensor | None = None) -> None:
         v = v.to(self._dt)
         self._sums[name] = self._sums.get(name, 0) + v.sum()  # type: ignore[operator]
+        if self._rows is not None:  # NaN where the metric is not defined for the query
+            row = v.float() if defined is None else torch.where(defined, v.float(), math.nan)
+            self._rows.setdefault(name, []).append(row)
 
     def add(
         self,
@@ -713,9 +735,13 @@ class BasketAccumulator:
             self._add(f"phr@{k}", (h > 0).to(dt))
             idcg = cum_disc[(n_t.clamp(max=k).long() - 1).clamp(min=0)]
             self._add(f"ndcg@{k}", torch.where(n_t > 0, cum_dcg[:, j] / idcg, 0.0))
-            self._add(f"repeat_recall@{k}", torch.where(has_rep, r / n_rep.clamp_min(1), 0.0))
             self._add(
-                f"explore_recall@{k}", torch.where(has_exp, (h - r) / n_exp.clamp_min(1), 0.0)
+                f"repeat_recall@{k}", torch.where(has_rep, r / n_rep.clamp_min(1), 0.0), has_rep
+            )
+            self._add(
+                f"explore_recall@{k}",
+                torch.where(has_exp, (h - r) / n_exp.clamp_min(1), 0.0),
+                has_exp,
             )
         self._counts["repeat"] += int(has_rep.sum())
         self._counts["explore"] += int(has_exp.sum())
@@ -733,6 +759,11 @@ class BasketAccumulator:
                 self._fn[i] += t_count - tp
                 self._fn_dropped[i] += dropped.sum()
                 self._pred_size[i] += float(len(p_items))
+                if i == 0 and self._rows is not None:  # per query: F1 of the predicted set
+                    tp_q = torch.bincount(p_rows[is_tp], minlength=B).to(dt)
+                    denom = torch.bincount(p_rows, minlength=B).to(dt) + n_t
+                    f1 = torch.where(denom > 0, 2 * tp_q / denom.clamp_min(1), 0.0)
+                    self._rows.setdefault("f1_user", []).append(f1.float())
 
     def _f1(self, i: int, macro_items: str) -> tuple[float, float]:
         tp, fp, fn = self._tp[i], self._fp[i], self._fn[i]
@@ -774,6 +805,24 @@ class BasketAccumulator:
             size = float(self._pred_size[i]) / self._n if self._n else 0.0
             rows.append({"threshold": t, "f1_micro": micro, "f1_macro": macro, "set_size": size})
         return rows
+
+    def per_query(self, metrics: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per-query float32 values (in the order added) of the metrics of ``metrics`` that
+        have one: ``recall/precision/ndcg/phr@k`` (their means are :meth:`compute`'s values),
+        ``repeat_recall@k``/``explore_recall@k`` (NaN for queries without such items: their
+        NaN-mean is the metric), and ``f1_user``, the F1 of each query's predicted set
+        (``2|P ∩ T| / (|P| + |T|)``; its mean is the example-based F1, not ``f1_micro`` /
+        ``f1_macro``, which pool over queries or items). Needs ``per_query=True``."""
+        if self._rows is None:
+            raise ConfigError("per-query values need BasketAccumulator(..., per_query=True)")
+        out: dict[str, np.ndarray] = {}
+        for name, k in parse_basket_metrics(metrics):
+            key = name if k is None else f"{name}@{k}"
+            if key in self._rows:
+                out[key] = torch.cat(self._rows[key]).cpu().numpy()
+        if "f1_user" in self._rows:
+            out["f1_user"] = torch.cat(self._rows["f1_user"]).cpu().numpy()
+        return out
 
     @property
     def counts(self) -> dict[str, int]:

@@ -482,6 +482,7 @@ class Recommender:
         progress: bool = False,
         unknown_targets: Literal["miss", "drop"] = "miss",
         replay: bool | None = None,
+        per_query: bool = False,
         **basket_options: Any,
     ) -> EvalReport:
         """Evaluate on a held-out frame.
@@ -495,6 +496,9 @@ class Recommender:
         ``metrics`` defaults to its metrics and ``basket_options`` (``threshold``,
         ``thresholds``, ``set_size``, ``restrict``, ``macro_items``) go to it. Target items
         unknown to the vocabulary count as misses (in every ``|T|``).
+
+        ``per_query=True`` also returns each query's rank and metric values
+        (``report.queries``, see :data:`seqrec.evaluate.QUERY_KEYS`).
         """
 
         self._check_fitted()
@@ -538,6 +542,7 @@ class Recommender:
             n_unknown_targets=n_unknown_targets,
             replay=replay,
             basket_options=basket_options or None,
+            per_query=per_query,
         )
         report.protocol["model"] = self.model.name
         return report

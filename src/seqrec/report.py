@@ -1,14 +1,17 @@
 """Reports comparing finished runs: Markdown + a self-contained HTML page with matplotlib plots.
 
-:func:`build` reads run directories (or grid directories holding them), checks that they share
-one evaluation protocol (dataset fingerprint, split, candidates, ties, masking, cutoffs; a
-difference is an error naming it unless ``allow_mixed``), groups the runs into points (the
-seeds of one config, :func:`~seqrec.experiment.point_id`) and writes into ``out_dir``:
+:func:`build` reads run directories (or grid directories holding them), groups them by
+evaluation protocol (dataset fingerprint, split, candidates, ties, masking, cutoffs; runs under
+different protocols get a warning naming the difference and one section each), groups the
+runs into points (the seeds of one config, :func:`~seqrec.experiment.point_id`) and writes
+into ``out_dir``:
 
 ``report.md``
-    The protocol, a table of every point (best first; the varied parameters as columns; the
-    metrics as mean ± std over seeds, with the 95% t-interval of the main metric) and the
-    plots as image links.
+    Per protocol: the protocol, a table of every point (best first; the varied parameters as
+    columns; the metrics as mean ± std over seeds, with the 95% t-interval of the main
+    metric) and a significance table (the best point against the others: the paired
+    difference over queries, its bootstrap interval and the Wilcoxon p-value,
+    :func:`seqrec.significance.paired_test`); then the plots as image links.
 ``report.html``
     The same, self-contained: the PNGs are embedded (base64).
 ``learning_curves.png``, ``metric_vs_<key>.png``, ``models.png``, ``accuracy_vs_time.png``
@@ -29,11 +32,12 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from seqrec.exceptions import ConfigError, DataError
+from seqrec.significance import PairedTest, paired_test
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,13 @@ fingerprint, the split and the cutoffs)."""
 
 MAX_LEGEND = 12
 """Runs named in a learning-curve legend (the rest are drawn, not named)."""
+
+MAX_SIGNIFICANCE = 10
+"""Rows of a significance table: the best point against the best point of each other model,
+then against the next best points, at most this many."""
+
+SIGNIFICANCE_BOOT = 2000
+"""Bootstrap resamples per row of a significance table (seed 0)."""
 
 DPI = 110
 
@@ -60,6 +71,10 @@ class ReportResult:
     metric: str
     part: str
     protocols: list[dict[str, Any]] = field(default_factory=list)
+    significance: list[PairedTest] = field(default_factory=list)
+    """The :class:`~seqrec.significance.PairedTest` of every significance row (all groups)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the report warned about (runs under different protocols)."""
 
 
 @dataclass
@@ -568,6 +583,115 @@ def _protocol_lines(proto: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _mixed_warning(runs: Sequence[_Run], protocols: Sequence[Mapping[str, Any]]) -> str:
+    """The warning for runs under several protocols ("" for one): what each protocol
+    differs in from the first, with a run of each."""
+    if len(protocols) < 2:
+        return ""
+    first = next(r for r in runs if r.protocol == protocols[0])
+    parts = []
+    for i, proto in enumerate(protocols[1:], start=2):
+        other = next(r for r in runs if r.protocol == proto)
+        diff = _protocol_difference(protocols[0], proto)
+        parts.append(
+            f"protocol {i} ({other.path}) differs from protocol 1 ({first.path}) in "
+            f"{', '.join(diff)}"
+        )
+    return (
+        f"the runs were evaluated under {len(protocols)} different protocols: "
+        + "; ".join(parts)
+        + ". Their numbers are not comparable: the report has one table per protocol "
+        "(significance tests only within one)"
+    )
+
+
+def _compared(points: Sequence[_Point], cap: int | None = None) -> list[_Point]:
+    """The points the best one (``points[0]``) is tested against: the best point of each
+    other model, then the next best points, at most ``cap`` (:data:`MAX_SIGNIFICANCE`), in
+    table order."""
+    cap = MAX_SIGNIFICANCE if cap is None else cap
+    others = list(points[1:])
+    first_of: dict[str, _Point] = {}
+    for p in others:
+        if p.model != points[0].model:
+            first_of.setdefault(p.model, p)
+    chosen = list(first_of.values())[:cap]
+    chosen += [p for p in others if p not in chosen][: cap - len(chosen)]
+    return sorted(chosen, key=others.index)
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "-"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+def _in_keys(p: _Point, keys: Sequence[str]) -> _Point:
+    """``p`` with only the parameters ``keys`` (those varied within its protocol group)."""
+    return replace(p, values={k: p.values.get(k) for k in keys})
+
+
+def _significance(
+    points: Sequence[_Point], metric: str, part: str, cache: dict[Path, Any]
+) -> tuple[list[str], list[list[str]], list[str], list[PairedTest]]:
+    """The significance table of one protocol group: headers, rows, notes, the tests."""
+    from seqrec.exceptions import SeqrecError
+
+    if len(points) < 2:
+        return [], [], ["One point only: nothing to compare."], []
+    best = points[0]
+    shown = _compared(points)
+    name = f"{best.model}: {best.label}" if best.values else best.model
+    notes = [
+        f"The best point (#1, {name}, {len(best.runs)} seed(s)) against "
+        + (
+            "every other point"
+            if len(shown) == len(points) - 1
+            else f"the best point of each other model and the next best points "
+            f"({len(shown)} of {len(points) - 1})"
+        )
+        + f", on {part} {metric}. Difference = #1 minus the row, over the queries of {part} "
+        "(aligned by query; a point's seeds are averaged per query first); 95% CI: paired "
+        f"bootstrap over queries ({SIGNIFICANCE_BOOT} resamples, seed 0); p: two-sided "
+        "Wilcoxon signed-rank test over the queries whose values differ."
+    ]
+    with_point = any(p.values for p in shown)
+    headers = ["#", "model", *(["point"] if with_point else []), "seeds"]
+    headers += [f"{metric} difference", "95% CI", "p", "queries"]
+    rows: list[list[str]] = []
+    tests: list[PairedTest] = []
+    for p in shown:
+        label = [p.label if p.values else "-"] if with_point else []
+        head = [str(points.index(p) + 1), p.model, *label, str(len(p.runs))]
+        try:
+            t = paired_test(
+                [r.path for r in best.runs],
+                [r.path for r in p.runs],
+                metric=metric,
+                part=part,
+                n_boot=SIGNIFICANCE_BOOT,
+                seed=0,
+                _cache=cache,
+            )
+        except ConfigError as e:  # the metric has no per-query value: no table at all
+            return [], [], [str(e)], []
+        except SeqrecError as e:  # e.g. a run written before per-query results
+            rows.append([*head, "-", "-", "-", "-"])
+            notes.append(f"#{points.index(p) + 1}: {e}")
+            continue
+        tests.append(t)
+        rows.append(
+            [
+                *head,
+                f"{t.difference:+.4f}",
+                f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]",
+                _fmt_p(t.p_value),
+                str(t.n),
+            ]
+        )
+    return headers, rows, notes, tests
+
+
 def build(
     runs: Sequence[str | Path],
     out_dir: str | Path,
@@ -591,8 +715,8 @@ def build(
     part
         ``"test"`` (default when every run has it) or ``"valid"``.
     allow_mixed
-        Accept runs with different protocols (a warning names the differences and the table
-        gets a protocol column); otherwise that is an error.
+        No effect (kept for older callers): runs under different protocols are always
+        reported, with a warning naming the differences and one section per protocol.
     title
         The report's title.
 
@@ -601,8 +725,7 @@ def build(
     DataError
         No finished run, or a run without the part.
     ConfigError
-        Runs with different protocols (the message names the differing keys and runs),
-        an unknown metric, matplotlib missing.
+        An unknown metric, matplotlib missing.
 
     Examples
     --------
@@ -616,17 +739,10 @@ def build(
     for r in loaded:
         if r.protocol not in protocols:
             protocols.append(r.protocol)
-    if len(protocols) > 1:
-        first = next(r for r in loaded if r.protocol == protocols[0])
-        other = next(r for r in loaded if r.protocol == protocols[1])
-        diff = _protocol_difference(protocols[0], protocols[1])
-        msg = (
-            f"the runs were evaluated under {len(protocols)} different protocols; "
-            f"{first.path} and {other.path} differ in {', '.join(diff)}"
-        )
-        if not allow_mixed:
-            raise ConfigError(msg + "; report them separately, or pass allow_mixed (--allow-mixed)")
-        logger.warning("%s; the table has a protocol column", msg)
+    warned = _mixed_warning(loaded, protocols)
+    if warned:
+        logger.warning("%s", warned)
+    del allow_mixed  # mixed protocols are always reported now, one section each
     keys = _varied([r.config for r in loaded])
     points = _points(loaded, keys, part)
     for p in points:
@@ -665,7 +781,6 @@ def build(
         images.append(("Accuracy against training time", img))
     del plt
 
-    headers, rows = _table(points, keys, metric, len(protocols) > 1)
     title = title or f"seqrec report: {len(points)} point(s), {len(loaded)} run(s)"
     n_seeds = sorted({len(p.runs) for p in points})
     note = (
@@ -675,21 +790,47 @@ def build(
     )
     md = [f"# {title}", ""]
     hp = [f"<h1>{html.escape(title)}</h1>"]
+    if warned:
+        md += [f"**Warning**: {warned}.", ""]
+        hp.append(f"<p><b>Warning</b>: {html.escape(warned)}.</p>")
+    tests: list[PairedTest] = []
+    cache: dict[Path, Any] = {}  # per-query frames, read once per run
+    mixed = len(protocols) > 1
     for i, proto in enumerate(protocols):
-        head = "Protocol" if len(protocols) == 1 else f"Protocol {i + 1}"
-        md += [f"## {head}", ""] + [f"- **{k}**: {v}" for k, v in _protocol_lines(proto)] + [""]
+        group = [p for p in points if p.protocol == i]
+        n_runs = sum(len(p.runs) for p in group)
+        if mixed:  # the parameters varied within this group only
+            inner = set(_varied([r.config for p in group for r in p.runs]))
+            gkeys = [k for k in keys if k in inner]
+            group = [_in_keys(p, gkeys) for p in group]
+        else:
+            gkeys = list(keys)
+        head = "Protocol" if not mixed else f"Protocol {i + 1} ({n_runs} run(s))"
+        sub, lvl = ("", "##") if not mixed else (f" under protocol {i + 1}", "###")
+        lines = _protocol_lines(proto)
+        md += [f"## {head}", ""] + [f"- **{k}**: {v}" for k, v in lines] + [""]
         hp.append(
-            f"<h2>{head}</h2><ul>"
-            + "".join(
-                f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
-                for k, v in _protocol_lines(proto)
-            )
+            f"<h2>{html.escape(head)}</h2><ul>"
+            + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in lines)
             + "</ul>"
         )
-    md += ["## Runs", "", note, "", _markdown_table(headers, rows), ""]
-    hp += ["<h2>Runs</h2>", f"<p>{html.escape(note)}</p>", _html_table(headers, rows)]
+        headers, rows = _table(group, gkeys, metric, False)
+        h = "h2" if not mixed else "h3"
+        md += [f"{lvl} Runs{sub}", "", note, "", _markdown_table(headers, rows), ""]
+        hp += [f"<{h}>Runs{sub}</{h}>", f"<p>{html.escape(note)}</p>", _html_table(headers, rows)]
+        s_headers, s_rows, s_notes, s_tests = _significance(group, metric, part, cache)
+        tests += s_tests
+        md += [f"{lvl} Significance{sub}", ""] + [n + "\n" for n in s_notes]
+        hp.append(f"<{h}>Significance{sub}</{h}>")
+        hp += [f"<p>{html.escape(n)}</p>" for n in s_notes]
+        if s_rows:
+            md += [_markdown_table(s_headers, s_rows), ""]
+            hp.append(_html_table(s_headers, s_rows))
     md += ["## Plots", ""]
     hp.append("<h2>Plots</h2>")
+    if mixed:
+        md += ["The plots draw the runs of every protocol together.", ""]
+        hp.append("<p>The plots draw the runs of every protocol together.</p>")
     for caption, path in images:
         md += [f"### {caption}", "", f"![{caption}]({path.name})", ""]
         data = base64.b64encode(path.read_bytes()).decode()
@@ -732,7 +873,19 @@ def build(
         metric=metric,
         part=part,
         protocols=protocols,
+        significance=tests,
+        warnings=[warned] if warned else [],
     )
 
 
-__all__ = ["PROTOCOL_KEYS", "ReportResult", "build", "failed_runs", "find_runs", "protocol_of"]
+__all__ = [
+    "MAX_SIGNIFICANCE",
+    "PROTOCOL_KEYS",
+    "PairedTest",
+    "ReportResult",
+    "build",
+    "failed_runs",
+    "find_runs",
+    "paired_test",
+    "protocol_of",
+]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from seqrec.cli import demo, evaluate, models, recommend, report, run, serve, stats
+from seqrec.cli import compare, demo, evaluate, models, recommend, report, run, serve, stats
 from seqrec.cli._common import EXIT_ERROR, FORMATTER, note
 from seqrec.exceptions import ConfigError, SeqrecError
 
@@ -20,6 +20,7 @@ examples:
   seqrec run configs/ml100k_gru4rec.toml --set train.epochs=3
   seqrec run configs/ml100k_notebook_grid.toml --out runs/grid --resume   # a grid, resumable
   seqrec report runs/grid --out reports/grid    # Markdown + HTML: protocol, table, plots
+  seqrec compare runs/gru4rec runs/pop --metric mrr@20   # paired test: CI, p-value
   seqrec evaluate runs/ml100k_gru4rec --split test
   seqrec recommend runs/ml100k_gru4rec --items 50 181 -k 10
   seqrec recommend runs/ml100k_gru4rec --input sessions.csv --output recs.csv
@@ -30,7 +31,7 @@ Registered datasets are looked up in $SEQREC_DATA and the user cache (never down
 unless an experiment sets data.download = true). Run 'seqrec COMMAND --help' for details.
 """
 
-SUBCOMMANDS = (demo, run, report, stats, evaluate, recommend, serve, models)
+SUBCOMMANDS = (demo, run, report, compare, stats, evaluate, recommend, serve, models)
 """The subcommand modules, in the order ``seqrec --help`` lists them; each has
 ``add_parser(subparsers)`` registering its parser with ``func`` = its handler."""
 

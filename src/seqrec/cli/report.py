@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from seqrec.cli._common import FORMATTER, common_options, note, out
+from seqrec.cli._common import FORMATTER, common_options, out
 
 EPILOG = """\
 RUNS are run directories (seqrec run --out DIR) or grid directories holding them; failed
@@ -15,9 +15,13 @@ then a table of every point (the seeds of one config) best first, with the varie
 parameters as columns and mean ± std over seeds, and PNG plots: learning curves, the
 metric against each varied parameter, models and settings as bars, the metric against
 training time. report.html embeds the images (one file to send); report.md links the PNGs
-beside it. Runs evaluated under different protocols are an error naming the difference,
-unless --allow-mixed (the table then has a protocol column). Needs matplotlib:
-pip install 'seqrec[report]'.
+beside it. Under each table a significance table tests the best point against the best
+point of each other model and the next best points (at most 10): the paired difference of
+the main metric over the queries of the part (a point's seeds averaged per query), its 95%
+paired-bootstrap interval and the Wilcoxon signed-rank p-value (see seqrec compare). Runs
+evaluated under different protocols get a warning naming what differs and one protocol
+section, table and significance table each (tests only within one protocol). Needs
+matplotlib: pip install 'seqrec[report]'.
 
 examples:
   seqrec run configs/ml100k_notebook_grid.toml --out runs/grid
@@ -45,7 +49,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--allow-mixed",
         action="store_true",
-        help="accept runs with different protocols (a warning names the differences)",
+        help="no effect, kept for older scripts: runs under different protocols are always "
+        "reported, one section per protocol",
     )
     p.set_defaults(func=cmd_report)
 
@@ -61,9 +66,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         allow_mixed=args.allow_mixed,
         title=args.title,
     )
-    if len(res.protocols) > 1:
-        note(f"runs under {len(res.protocols)} protocols (--allow-mixed): see the protocol column")
     out(f"report: {res.n_runs} runs, {res.n_points} points, by {res.part} {res.metric}")
+    if res.significance:
+        n_sig = sum(t.significant for t in res.significance)
+        out(
+            f"  significance: {len(res.significance)} paired test(s), {n_sig} with a 95% "
+            "interval excluding 0"
+        )
     out(f"  {res.markdown}")
     out(f"  {res.html} (self-contained)")
     for p in res.images:

@@ -47,9 +47,11 @@ def evaluate_part(
     threshold: float | None = None,
     progress: bool = False,
     metrics: list[str] | None = None,
+    per_query: bool = False,
 ) -> EvalReport:
     """One part evaluated with the experiment's settings (``threshold`` from
-    :func:`choose_threshold` for next-basket models)."""
+    :func:`choose_threshold` for next-basket models); ``per_query`` also returns each
+    query's values (``report.queries``)."""
     kwargs: dict[str, Any] = {}
     if _is_basket(rec):
         kwargs = ev.basket_options()
@@ -63,6 +65,7 @@ def evaluate_part(
         exclude_seen=ev.exclude_seen,
         split=part,
         progress=progress,
+        per_query=per_query,
         **kwargs,
     )
     if _is_basket(rec) and ev.threshold == "valid":

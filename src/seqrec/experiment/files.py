@@ -28,6 +28,9 @@ ARTIFACT_DIR = "artifact"
 SUMMARY_FILE = "summary.csv"
 POINTS_FILE = "points.csv"
 ERROR_FILE = "error.json"
+QUERIES_DIR = "queries"
+"""``queries/<part>.parquet`` in a run directory: the per-query values of that part's
+evaluation (:attr:`seqrec.evaluate.EvalReport.queries`), for paired tests between runs."""
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -174,8 +177,23 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def write_parquet_atomic(path: Path, frame: Any) -> None:
+    """:func:`write_text_atomic` for a polars frame written as Parquet (zstd)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        frame.write_parquet(tmp, compression="zstd")
+        fsync_path(tmp)
+        apply_umask(tmp)
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 __all__ = [
     "ARTIFACT_DIR",
+    "QUERIES_DIR",
     "LOG_FILE",
     "METRICS_FILE",
     "PARTIAL_SUFFIX",
@@ -190,5 +208,6 @@ __all__ = [
     "read_config_file",
     "remove_path",
     "remove_stale",
+    "write_parquet_atomic",
     "write_text_atomic",
 ]

@@ -12,7 +12,8 @@ to exactly the result of an uninterrupted one. Layout while a run is unfinished:
         config.resolved.toml    the config it runs (a resume must give the same one)
         log.txt                 the log of every attempt
         checkpoint/             state.json + tensors.safetensors after the last full epoch
-      <name>/                   only once finished: config, metrics.json, log.txt, artifact/
+      <name>/                   only once finished: config, metrics.json, log.txt, artifact/,
+                                queries/<part>.parquet (per-query values, for paired tests)
 
 Rules (see :func:`run`): a finished run is never touched without ``overwrite``; without
 ``resume`` an unfinished run is discarded and started over (a warning says so); a failed
@@ -57,12 +58,14 @@ from seqrec.experiment.files import (
     METRICS_FILE,
     PARTIAL_SUFFIX,
     POINTS_FILE,
+    QUERIES_DIR,
     RESOLVED_CONFIG,
     SUMMARY_FILE,
     json_safe,
     partial_dir,
     remove_path,
     remove_stale,
+    write_parquet_atomic,
     write_text_atomic,
 )
 from seqrec.experiment.load import load_experiment
@@ -235,7 +238,7 @@ def _tidy_partial(partial: Path) -> None:
             logger.info("restored the checkpoint %s from %s", ckpt, aside[-1].name)
     keep = {RESOLVED_CONFIG, LOG_FILE, CHECKPOINT_DIR}
     if _is_complete(partial):
-        keep |= {METRICS_FILE, ARTIFACT_DIR}
+        keep |= {METRICS_FILE, ARTIFACT_DIR, QUERIES_DIR}
     for p in partial.iterdir():
         if p.name not in keep:
             remove_path(p)
@@ -551,10 +554,13 @@ def _run_into(
             continue
         t = time.perf_counter()
         report = evaluate_part(
-            rec, frame, cfg.eval, part=part, threshold=threshold, progress=progress
+            rec, frame, cfg.eval, part=part, threshold=threshold, progress=progress, per_query=True
         )
         timings[f"evaluate_{part}"] = time.perf_counter() - t
         report.protocol["data_split"] = split.protocol
+        if report.queries is not None:  # for paired tests between runs (seqrec.significance)
+            (tmp / QUERIES_DIR).mkdir(exist_ok=True)
+            write_parquet_atomic(tmp / QUERIES_DIR / f"{part}.parquet", report.queries)
         reports[part] = report
         logger.info(
             "%s: %s (%d queries)",
