@@ -223,6 +223,13 @@ def test_next_basket_report(tmp_path: Path) -> None:
         _png_ok(p)
     vs = next(p for p in res.images if p.name == "metric_vs_model_k.png")
     assert vs.is_file()
+    sig = md.split("## Significance", 1)[1].split("\n## ", 1)[0]
+    assert "f1_micro pools over all queries" in sig and "| # |" not in sig
+    res = report.build([tmp_path / "b"], tmp_path / "r2", metric="recall@10")
+    sig = res.markdown.read_text().split("## Significance", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in sig.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == 2 == len(res.significance)  # k=... best against the two others
+    assert all(t.n == 120 for t in res.significance)  # one target basket per user
 
 
 def test_cli_report(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from seqrec.exceptions import ConfigError, DataError
-from seqrec.significance import PairedTest, paired_test
+from seqrec.significance import NOT_PER_QUERY, PairedTest, paired_test
 
 logger = logging.getLogger(__name__)
 
@@ -639,6 +639,13 @@ def _significance(
 
     if len(points) < 2:
         return [], [], ["One point only: nothing to compare."], []
+    if metric in NOT_PER_QUERY:
+        note = (
+            f"{metric} pools over all queries and has no per-query value: no paired test "
+            "(choose a per-query main metric with --metric, e.g. recall@10; seqrec compare "
+            "also tests f1_user, the per-user F1 of the predicted set)."
+        )
+        return [], [], [note], []
     best = points[0]
     shown = _compared(points)
     name = f"{best.model}: {best.label}" if best.values else best.model
@@ -673,8 +680,6 @@ def _significance(
                 seed=0,
                 _cache=cache,
             )
-        except ConfigError as e:  # the metric has no per-query value: no table at all
-            return [], [], [str(e)], []
         except SeqrecError as e:  # e.g. a run written before per-query results
             rows.append([*head, "-", "-", "-", "-"])
             notes.append(f"#{points.index(p) + 1}: {e}")
