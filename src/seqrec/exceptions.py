@@ -46,6 +46,16 @@ class DatasetNotFoundError(DataError):
     """A registered dataset is not present locally (and downloading was not allowed)."""
 
 
+class RunPruned(SeqrecError):
+    """A search stopped a run early after an epoch whose validation value was poor (an
+    Optuna pruner); ``epoch`` and ``value`` say where. Not a failure: the search goes on."""
+
+    def __init__(self, message: str, *, epoch: int, value: float | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.value = value
+
+
 class RequestError(SeqrecError, ValueError):
     """An HTTP request to ``seqrec serve`` is invalid or over a limit; ``status`` is the
     4xx status it is answered with."""
@@ -63,6 +73,7 @@ __all__ = [
     "DivergenceError",
     "NotFittedError",
     "RequestError",
+    "RunPruned",
     "SchemaError",
     "SeqrecError",
     "UnknownItemError",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -209,6 +209,7 @@ class Recommender:
         vocab: Vocabulary | None = None,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        on_epoch: Callable[[EpochLog], None] | None = None,
     ) -> Self:
         """Learn from ``train`` (a canonical event frame, or SequenceData with ``vocab``).
 
@@ -216,6 +217,8 @@ class Recommender:
         ``train.patience``), the best epoch by ``train.valid_metric`` is kept. With
         ``checkpoint_dir``, trained models write a checkpoint there after every epoch;
         ``resume=True`` continues from it (to exactly the uninterrupted result).
+        ``on_epoch`` is called after every training epoch (see
+        :meth:`seqrec.train.Trainer.fit`); models without epochs never call it.
         """
         config = self.config  # validates model/objective together
         spec = self.spec
@@ -259,7 +262,7 @@ class Recommender:
                 checkpoint_dir=checkpoint_dir,
                 fingerprint=_training_fingerprint(config),
             )
-            self.history_ = trainer.fit(model, strategy, data, resume=resume)
+            self.history_ = trainer.fit(model, strategy, data, resume=resume, on_epoch=on_epoch)
             info = getattr(strategy, "info", None)  # optional: facts for the report
             training_info = info() if callable(info) else {}
         else:

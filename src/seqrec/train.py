@@ -294,10 +294,22 @@ class Trainer:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_DIR
 
     def fit(
-        self, model: Any, strategy: TrainingStrategy, data: SequenceData, *, resume: bool = False
+        self,
+        model: Any,
+        strategy: TrainingStrategy,
+        data: SequenceData,
+        *,
+        resume: bool = False,
+        on_epoch: Callable[[EpochLog], None] | None = None,
     ) -> list[EpochLog]:
         """Train ``model`` in place; returns one :class:`EpochLog` per epoch (resumed runs
-        include the epochs before the interruption)."""
+        include the epochs before the interruption).
+
+        ``on_epoch`` is called with the :class:`EpochLog` of every epoch (loss and
+        validation metrics) once its checkpoint is written; a resumed fit first calls it
+        with the epochs restored from the checkpoint, in order. An exception it raises
+        stops training there (an Optuna pruner does so); the checkpoint of that epoch stays.
+        """
         cfg = self.config
         device = model_device(model)
         seeds = np.random.SeedSequence(self.seed)
@@ -326,6 +338,8 @@ class Trainer:
                 logger.info("resumed from %s after epoch %d", ckpt, state["epoch"])
                 if state.get("stopped"):
                     start = cfg.epochs + 1  # early stopping had ended the run
+                for h in history if on_epoch is not None else ():
+                    on_epoch(h)
             for epoch in range(start, cfg.epochs + 1):
                 if hasattr(model, "train"):
                     model.train()
@@ -393,6 +407,8 @@ class Trainer:
                         history,
                         stop,
                     )
+                if on_epoch is not None:
+                    on_epoch(log)
                 if stop:
                     logger.info(
                         "early stop after epoch %d (best %s %.4f)", epoch, cfg.valid_metric, best

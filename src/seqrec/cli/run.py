@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -39,8 +40,26 @@ seeds of every point (seeds = [0, 1, 2] or n_seeds = 3) and max_runs. <out>/summ
 has one row per run, <out>/points.csv one per point with mean, std and 95% interval over
 its seeds; the table printed shows mean ± std [95% interval]. A point that fails is
 recorded (status and error in summary.csv, error.json in its directory), the grid goes
-on and the exit status is 1; the next run of the grid retries it. --jobs N runs N
-points at a time in worker processes (torch threads split between them).
+on and the exit status is 1; the next run of the grid retries it. method = "variants"
+runs named points, one change each around the file ([search.variants] baseline = {},
+hidden_100 = {"model.layers" = [100]}): the name is the run's variant, a column of the
+tables. --jobs N runs N points at a time in worker processes (torch threads split
+between them); the default, auto, runs one one-thread worker per core on CPU, which on
+2 cores ran ~3-second points 1.5x faster than one process (benchmarks/README.md).
+
+method = "optuna" (pip install 'seqrec[optuna]') runs n trials chosen by Optuna's TPE
+(sampler = "tpe") or random sampler from the [grid] lists and ranges, maximising the
+validation metric search.metric (default train.valid_metric), and prunes a trial after an
+epoch whose validation value is below the median of the earlier trials (pruner =
+"median"; "none": never); a pruned trial is recorded (status pruned, pruned.json in its
+directory). The study lives in <out>/optuna.journal: --resume continues it to n trials
+(finished trials are not rerun, an interrupted one continues from its checkpoint). One
+trial at a time (--jobs 1).
+
+--mlflow DIR (or [tracking] mlflow = "DIR" in the file; pip install 'seqrec[mlflow]')
+also logs every run to MLflow: params (the resolved config), per-epoch and final
+metrics, tags and the run directory as artifacts; DIR gets an SQLite store mlflow.db.
+The run directories are the same with or without it.
 
 --set and --grid values are TOML values (3, 0.1, true, [100], "text"); anything that
 is not valid TOML is taken as a plain string (model.name=pop).
@@ -52,6 +71,8 @@ examples:
   seqrec run configs/ml100k_gru4rec.toml --set model.name=pop --out runs/pop --overwrite
   seqrec run configs/ml100k_gru4rec.toml --resume     # after a kill: continue it
   seqrec run configs/ml100k_notebook_grid.toml --set search.n_seeds=3 --resume
+  seqrec run configs/synthetic_optuna.toml --mlflow runs/mlflow   # Optuna, logged to MLflow
+  seqrec run configs/ml100k_notebook_experiments.toml --out runs/ml100k_experiments
 """
 
 
@@ -102,15 +123,40 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
+        type=parse_jobs,
+        default=os.environ.get(JOBS_ENV, "auto"),
+        metavar="N|auto",
         help="run N grid points at a time in worker processes, the torch threads split "
-        "between them (default 1)",
+        "between them; auto (default; $SEQREC_JOBS overrides it): one one-thread worker "
+        "per torch thread on CPU (at most 8), 1 for a single run or on a GPU",
+    )
+    p.add_argument(
+        "--mlflow",
+        metavar="DIR|URI",
+        help="also log every run to MLflow (pip install 'seqrec[mlflow]'): a directory (an "
+        "SQLite store DIR/mlflow.db, artifacts in DIR/artifacts) or a tracking URI; sets "
+        "tracking.mlflow",
     )
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a table")
     add_progress(p)
     p.set_defaults(func=cmd_run)
+
+
+JOBS_ENV = "SEQREC_JOBS"
+"""Environment variable with the default of ``--jobs``."""
+
+
+def parse_jobs(text: str) -> int | str:
+    """``--jobs``: ``auto`` or an integer >= 1."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes 'auto' or an integer >= 1, not {text!r}")
+    return n
 
 
 def parse_grid_arg(item: str) -> tuple[str, list[Any]]:
@@ -180,24 +226,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sets = list(args.set or ())
     if args.max_runs is not None:
         sets.append(f"search.max_runs={args.max_runs}")
+    if args.mlflow is not None:
+        sets.append(f"tracking.mlflow={json.dumps(args.mlflow)}")
     cfg = load_experiment(args.experiment, sets)
     extra = dict(parse_grid_arg(g) for g in (args.grid or ()))
     out_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     show = progress(args)
     many = cfg.search is not None and (
-        cfg.search.method == "random" or cfg.search.seeds or cfg.search.n_seeds
+        cfg.search.method != "grid" or cfg.search.seeds or cfg.search.n_seeds
     )
+    optuna = cfg.search is not None and cfg.search.method == "optuna"
     if cfg.grid or extra or many:
-        configs = grid(cfg, extra)
-        note(f"grid: {len(configs)} runs into {out_dir}/")
-        results = run_grid(
-            configs,
-            out_dir,
-            progress=show,
-            overwrite=args.overwrite,
-            resume=args.resume,
-            jobs=args.jobs,
-        )
+        if optuna:
+            from seqrec.experiment import run_optuna
+
+            note(f"optuna: {cfg.search.n} trials into {out_dir}/")
+            results = run_optuna(
+                cfg,
+                out_dir,
+                extra,
+                progress=show,
+                overwrite=args.overwrite,
+                resume=args.resume,
+                jobs=args.jobs,
+            )
+        else:
+            configs = grid(cfg, extra)
+            note(f"grid: {len(configs)} runs into {out_dir}/")
+            results = run_grid(
+                configs,
+                out_dir,
+                progress=show,
+                overwrite=args.overwrite,
+                resume=args.resume,
+                jobs=args.jobs,
+            )
         if args.resume:
             for r in results:
                 _resume_note(r)
@@ -208,6 +271,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             out(json.dumps([r.metrics for r in results], indent=2))
         else:
             out(grid_table(results, out_dir))
+            if optuna:
+                out(_best_line(out_dir, cfg))
         if failed:
             note(
                 f"{len(failed)} of {len(results)} runs failed (see error.json in their "
@@ -232,6 +297,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     out(result.table())
     return 0
+
+
+def _best_line(out_dir: Path, cfg: Any) -> str:
+    from seqrec.experiment.optuna_search import best_trial
+
+    best = best_trial(out_dir, cfg.name)
+    if best is None:
+        return "optuna: no trial finished (all pruned or failed)"
+    metric = cfg.search.objective_metric(cfg.train, cfg.eval.metrics)
+    return (
+        f"optuna best: trial {best['number']}, valid {metric} {best['value']:.4f}, "
+        f"{best['params']} ({', '.join(best['runs'])}; study: {out_dir / 'optuna.journal'})"
+    )
 
 
 def grid_table(results: Sequence[Any], out_dir: Path) -> str:
@@ -265,7 +343,7 @@ def grid_table(results: Sequence[Any], out_dir: Path) -> str:
             json.dumps(flat.get(k)) if isinstance(flat.get(k), list) else str(flat.get(k))
             for k in keys
         ]
-        ok = [r for r in rs if r.status != "failed"]
+        ok = [r for r in rs if r.status not in ("failed", "pruned")]
         name = rs[0].out_dir.name if len(rs) == 1 else f"{rs[0].config.name}-{pid}-s*"
         stats = [
             format_stats(
@@ -273,7 +351,10 @@ def grid_table(results: Sequence[Any], out_dir: Path) -> str:
             )
             for m in metric_names
         ]
-        seeds = f"{len(ok)}" + (f" ({len(rs) - len(ok)} failed)" if len(ok) < len(rs) else "")
+        bad = [r.status for r in rs if r.status in ("failed", "pruned")]
+        seeds = f"{len(ok)}" + "".join(
+            f" ({bad.count(s)} {s})" for s in ("failed", "pruned") if s in bad
+        )
         rows.append([name, *vals, seeds, *stats])
     table = format_table(["run", *keys, "seeds", *[f"{part} {m}" for m in metric_names]], rows)
     return f"{table}\n(per run: {out_dir / SUMMARY_FILE}; per point: {out_dir / POINTS_FILE})"

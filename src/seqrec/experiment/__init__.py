@@ -70,6 +70,10 @@ The modules, one job each:
 * :mod:`~seqrec.experiment.prepare` — read -> preprocess -> split, a saved run's evaluation data;
 * :mod:`~seqrec.experiment.runs` — :func:`run`, :func:`run_grid`, :class:`RunResult`,
   :func:`load_run`;
+* :mod:`~seqrec.experiment.optuna_search` — :func:`run_optuna` (``[search] method =
+  "optuna"``, the optional ``optuna`` extra);
+* :mod:`~seqrec.experiment.tracking` — logging runs to MLflow (``[tracking]``, the optional
+  ``mlflow`` extra);
 * :mod:`~seqrec.experiment.tables` — :func:`format_table`, :func:`metrics_table`.
 
 Choices (documented deviations from "anything goes"):
@@ -98,6 +102,7 @@ from seqrec.experiment.config import (
     SplitConfig,
     SyntheticConfig,
     TimeSplitConfig,
+    TrackingConfig,
     model_takes_objective,
     validate_config,
 )
@@ -112,6 +117,7 @@ from seqrec.experiment.files import (
     SUMMARY_FILE,
 )
 from seqrec.experiment.load import grid, load_experiment
+from seqrec.experiment.optuna_search import run_optuna
 from seqrec.experiment.overrides import (
     apply_overrides,
     flatten_dict,
@@ -160,6 +166,7 @@ __all__ = [
     "SplitConfig",
     "SyntheticConfig",
     "TimeSplitConfig",
+    "TrackingConfig",
     "apply_overrides",
     "apply_preprocess",
     "evaluation_data",
@@ -183,6 +190,7 @@ __all__ = [
     "read_data",
     "run",
     "run_grid",
+    "run_optuna",
     "run_name",
     "run_split",
     "seed_stats",

@@ -11,6 +11,7 @@ raw mapping and turns pydantic's errors into one readable
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -39,6 +40,9 @@ from seqrec.train import TrainConfig
 SYNTHETIC = "synthetic"
 SYNTHETIC_BASKETS = "synthetic-baskets"
 """``data.dataset`` value selecting :func:`seqrec.data.synthetic.synthetic_sessions`."""
+
+VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""What a search variant's name may be (it is a column value and a label)."""
 
 DEFAULT_MODEL = "gru4rec"
 """The model of a ``[model]`` table without ``name`` (and of a file without ``[model]``)."""
@@ -424,6 +428,17 @@ class RangeSpec(_Section):
         return self
 
 
+OPTUNA_KEYS = (
+    "sampler",
+    "pruner",
+    "metric",
+    "startup_trials",
+    "pruner_startup_trials",
+    "pruner_warmup_epochs",
+)
+"""The ``[search]`` keys of ``method = "optuna"`` only."""
+
+
 class SearchConfig(_Section):
     """How the search space of ``[grid]`` is searched, and how often each point runs
     (``[search]``).
@@ -445,32 +460,111 @@ class SearchConfig(_Section):
     max_runs
         Refuse (a ConfigError saying how many it would be) a search of more runs than this
         (points x seeds); None: no limit.
+    variants
+        ``method = "variants"``: named points, each a table of dotted keys and the one value
+        each takes (``{}``: the file as it is), e.g. the one-change-at-a-time experiments of
+        a notebook: ``baseline = {}``, ``hidden_100 = {"model.layers" = [100]}``. A
+        ``[grid]`` beside them is crossed with every variant (its keys may not be a
+        variant's). The name becomes the ``variant`` of the runs (a column of the tables,
+        the label in reports).
+    sampler, pruner, metric, startup_trials, pruner_startup_trials, pruner_warmup_epochs
+        ``method = "optuna"`` (``pip install 'seqrec[optuna]'``): ``n`` trials chosen by
+        Optuna's ``sampler`` (``"tpe"``, default, or ``"random"``; seeded by ``seed``) from
+        the ``[grid]`` dimensions (lists: categorical; ranges: floats, log or integers),
+        maximising ``metric`` on the validation part (default: ``train.valid_metric`` when
+        ``eval.metrics`` has it, else the first of ``eval.metrics``). ``pruner =
+        "median"`` (default) stops a trial after an epoch whose validation value is below
+        the median of the earlier trials at that epoch, once ``pruner_startup_trials``
+        trials have ended and after ``pruner_warmup_epochs`` epochs; ``"none"`` never
+        prunes. TPE draws the first ``startup_trials`` trials at random. See
+        :mod:`seqrec.experiment.optuna_search`.
     """
 
-    method: Literal["grid", "random"] = "grid"
+    method: Literal["grid", "random", "variants", "optuna"] = "grid"
     n: int | None = Field(None, ge=1)
     seed: int = 0
     seeds: list[int] | None = Field(None, min_length=1)
     n_seeds: int | None = Field(None, ge=1)
     max_runs: int | None = Field(None, ge=1)
+    variants: dict[str, dict[str, Any]] | None = None
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "none"] = "median"
+    metric: str | None = None
+    startup_trials: int = Field(10, ge=0)
+    pruner_startup_trials: int = Field(5, ge=0)
+    pruner_warmup_epochs: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:
+        if self.method == "variants":
+            if not self.variants:
+                raise ValueError(
+                    "search.method = 'variants' needs named points: [search.variants] "
+                    'baseline = {}, hidden_100 = {"model.layers" = [100]}, ...'
+                )
+            bad = [k for k in self.variants if not re.fullmatch(VARIANT_PATTERN, k)]
+            if bad:
+                raise ValueError(
+                    f"variant names {bad} may only use letters, digits, '_', '-' and '.'"
+                )
+        elif self.variants is not None:
+            raise ValueError("search.variants needs search.method = 'variants'")
         if self.seeds is not None and self.n_seeds is not None:
             raise ValueError("set at most one of search.seeds and search.n_seeds")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"search.seeds has repeated values: {self.seeds}")
         if self.method == "random" and self.n is None:
             raise ValueError("search.method = 'random' needs a budget: search.n = <points>")
-        if self.method == "grid" and self.n is not None:
-            raise ValueError("search.n is the budget of method = 'random'; a grid runs every point")
+        if self.method == "optuna" and self.n is None:
+            raise ValueError("search.method = 'optuna' needs a budget: search.n = <trials>")
+        fields = type(self).model_fields
+        optuna_keys = [k for k in OPTUNA_KEYS if getattr(self, k) != fields[k].default]
+        if self.method != "optuna" and optuna_keys:
+            raise ValueError(
+                f"search.{', search.'.join(optuna_keys)} apply to method = 'optuna' only "
+                f"(method is {self.method!r})"
+            )
+        if self.method in ("grid", "variants") and self.n is not None:
+            raise ValueError(
+                f"search.n is the budget of method = 'random'; method = {self.method!r} runs "
+                "every point"
+            )
         return self
+
+    def objective_metric(self, train: TrainConfig, metrics: list[str]) -> str:
+        """The validation metric an Optuna search maximises (see ``metric``)."""
+        if self.metric is not None:
+            return self.metric
+        return train.valid_metric if train.valid_metric in metrics else metrics[0]
 
     def seed_list(self, base: int) -> list[int]:
         """The seeds each point runs with (``[base]`` without seeds/n_seeds)."""
         if self.seeds is not None:
             return list(self.seeds)
         return [base + i for i in range(self.n_seeds or 1)]
+
+
+# =========================================================================== tracking
+class TrackingConfig(_Section):
+    """Optional experiment tracking (``[tracking]``, ``seqrec run --mlflow``): each run is
+    also logged to MLflow (``pip install 'seqrec[mlflow]'``); seqrec's run directories stay
+    the source of truth. Not part of a point id, nor of a run's resolved config.
+
+    Parameters
+    ----------
+    mlflow
+        Where: a directory (it gets ``mlflow.db``, an SQLite store, and ``artifacts/``) or
+        a tracking URI (``sqlite:///path/mlflow.db``, ``http://host:5000``, ...).
+    experiment
+        The MLflow experiment the runs go to (default: the experiment's ``name``).
+    artifacts
+        Also log the finished run directory (config, metrics, log, saved model) as the
+        MLflow run's artifacts.
+    """
+
+    mlflow: str = Field(min_length=1)
+    experiment: str | None = Field(None, min_length=1)
+    artifacts: bool = True
 
 
 # ========================================================================= experiment
@@ -491,6 +585,9 @@ class ExperimentConfig(_Section):
 
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     seed: int = 0
+    variant: str | None = Field(None, pattern=VARIANT_PATTERN)
+    """The name of the search variant this run is (``[search.variants]``); a label, not
+    part of the point id."""
     data: DataConfig
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     split: SplitConfig = Field(default_factory=TimeSplitConfig)
@@ -500,6 +597,7 @@ class ExperimentConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     grid: dict[str, list[Any] | RangeSpec] = Field(default_factory=dict)
     search: SearchConfig | None = None
+    tracking: TrackingConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -539,11 +637,14 @@ class ExperimentConfig(_Section):
         except ConfigError as e:
             raise ValueError(f"eval.metrics: {e} (model {self.model.name!r})") from None
         ranges = [k for k, v in self.grid.items() if isinstance(v, RangeSpec)]
-        if ranges and (self.search is None or self.search.method != "random"):
+        if ranges and (self.search is None or self.search.method not in ("random", "optuna")):
             raise ValueError(
-                f"grid keys {ranges} are ranges ({{low, high}}), which only a random search "
-                "draws from: set [search] method = 'random' and n = <budget>, or give lists"
+                f"grid keys {ranges} are ranges ({{low, high}}), which only a random or optuna "
+                "search draws from: set [search] method = 'random' and n = <budget>, or give "
+                "lists"
             )
+        if self.search is not None and self.search.method == "optuna":
+            self._check_optuna(parse)
         takes = model_takes_objective(self.model.name)
         if self.objective is None and takes:
             object.__setattr__(self, "objective", ObjectiveConfig())
@@ -553,6 +654,32 @@ class ExperimentConfig(_Section):
                 "[model]); remove the [objective] section"
             )
         return self
+
+    def _check_optuna(self, parse: Any) -> None:
+        """An Optuna search maximises a validation metric that the runs compute."""
+        assert self.search is not None
+        metric = self.search.objective_metric(self.train, self.eval.metrics)
+        if self.search.metric is not None:
+            try:
+                parse([metric])
+            except ConfigError as e:
+                raise ValueError(f"search.metric: {e} (model {self.model.name!r})") from None
+        if metric not in self.eval.metrics:
+            raise ValueError(
+                f"search.metric {metric!r} is not in eval.metrics {self.eval.metrics}: add it, "
+                "the search maximises its value on the validation part"
+            )
+        if "valid" not in self.eval.on:
+            raise ValueError(
+                "an optuna search maximises a validation metric: eval.on must include 'valid'"
+            )
+        trains = getattr(MODELS[self.model.name], "strategy", None) is not None
+        if trains and self.search.pruner != "none" and metric != self.train.valid_metric:
+            raise ValueError(
+                f"the pruner reads the per-epoch validation of train.valid_metric "
+                f"({self.train.valid_metric!r}), not the search metric {metric!r}: set "
+                f"train.valid_metric = {metric!r}, or search.pruner = 'none'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, None values and an empty grid left out (TOML has no null)."""
@@ -624,6 +751,7 @@ __all__ = [
     "SplitConfig",
     "SyntheticConfig",
     "TimeSplitConfig",
+    "TrackingConfig",
     "model_config_classes",
     "model_takes_objective",
     "union_sections",

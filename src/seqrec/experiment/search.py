@@ -34,13 +34,15 @@ MAX_DRAW_ATTEMPTS = 100
 
 def point_id(cfg: ExperimentConfig | Mapping[str, Any]) -> str:
     """The id of a search point: a hash of its resolved config without ``name``, ``seed``,
-    ``grid`` and ``search`` (the seeds of one point share it).
+    ``variant``, ``grid``, ``search`` and ``tracking`` (the seeds of one point share it; two
+    variants that resolve to the same config are one point; logging to MLflow or not is
+    the same point).
 
     The hash covers every resolved value, defaults included: a seqrec version that adds a
     setting gives new ids (the earlier runs are not reused, never wrongly reused).
     """
     d = dict(cfg.to_dict() if isinstance(cfg, ExperimentConfig) else cfg)
-    for k in ("name", "seed", "grid", "search"):
+    for k in ("name", "seed", "variant", "grid", "search", "tracking"):
         d.pop(k, None)
     text = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:POINT_ID_LENGTH]
@@ -141,6 +143,12 @@ def search_points(
         k: RangeSpec.model_validate(v) if isinstance(v, Mapping) else v for k, v in space.items()
     }
     _check_space(space)
+    if search.method == "optuna":
+        raise ConfigError(
+            "[search] method = 'optuna' chooses its points while it runs (each from the "
+            "results before it): run it with seqrec.experiment.run_optuna(cfg, out_root) "
+            "(seqrec run does this), not grid()/expand()"
+        )
     if search.method == "random":
         if not space:
             raise ConfigError(
@@ -158,6 +166,34 @@ def search_points(
     return grid_points(space) if space else [{}]
 
 
+def variant_points(
+    variants: Mapping[str, Mapping[str, Any]], grid: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, point)`` for every variant crossed with every ``grid`` point (``[{}]``: no
+    grid), in the file's order. A variant's table may nest (``{model = {layers = [100]}}``)
+    or use dotted keys.
+
+    Raises
+    ------
+    ConfigError
+        A key that is not a dotted path, or a key that both a variant and the grid set.
+    """
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, table in variants.items():
+        point = flatten_space(dict(table))
+        for k in point:
+            check_key(k, f"search.variants.{name}")
+        for g in grid or [{}]:
+            both = sorted(set(point) & set(g))
+            if both:
+                raise ConfigError(
+                    f"search.variants.{name} and [grid] both set {both}: a key is either one "
+                    "variant's change or a grid dimension"
+                )
+            out.append((name, {**point, **g}))
+    return out
+
+
 def expand(cfg: ExperimentConfig, space: Mapping[str, Any] | None = None) -> list[ExperimentConfig]:
     """One validated config per run of ``cfg``'s search: points x seeds (seeds vary fastest).
 
@@ -173,7 +209,10 @@ def expand(cfg: ExperimentConfig, space: Mapping[str, Any] | None = None) -> lis
     """
     search = cfg.search or SearchConfig()
     full = {**cfg.grid, **flatten_space(dict(space or {}))}
-    points = search_points(full, search)
+    labelled = [(None, p) for p in search_points(full, search)]
+    if search.method == "variants":
+        labelled = variant_points(search.variants or {}, [p for _, p in labelled])
+    points = [p for _, p in labelled]
     seeds = search.seed_list(cfg.seed)
     total = len(points) * len(seeds)
     if search.max_runs is not None and total > search.max_runs:
@@ -184,9 +223,11 @@ def expand(cfg: ExperimentConfig, space: Mapping[str, Any] | None = None) -> lis
         )
     base = cfg.without_search()
     out: list[ExperimentConfig] = []
-    for point in points:
+    for label, point in labelled:
         raw = apply_overrides(base, point.items())
-        first = validate_config(raw, f"search point {point}")
+        if label is not None:
+            raw["variant"] = label
+        first = validate_config(raw, f"search point {label or point}")
         for s in seeds:
             out.append(first.model_copy(update={"seed": s}) if s != first.seed else first)
     return out
@@ -232,4 +273,5 @@ __all__ = [
     "run_name",
     "search_points",
     "seed_stats",
+    "variant_points",
 ]
