@@ -10,6 +10,10 @@ import pytest
 
 from seqrec.data.readers import read_movielens
 
+# `seqrec run` grids run in one process in tests (the default, --jobs auto, spawns a worker
+# per core: seconds of start-up per test); tests of --jobs pass it explicitly.
+os.environ.setdefault("SEQREC_JOBS", "1")
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -213,6 +213,8 @@ class _Point:
 
     @property
     def label(self) -> str:
+        if self.values.get("variant"):  # a named variant ([search.variants]) is its label
+            return str(self.values["variant"])
         return _label(self.values) if self.values else self.model
 
 
@@ -400,6 +402,9 @@ def _plot_metric_vs(points: Sequence[_Point], key: str, metric: str, part: str, 
     if numeric:
         xs = [float(v) for v in xs_raw]
         cats: list[str] = []
+    elif key == "variant":  # named variants: in the table's order (best first)
+        cats = list(dict.fromkeys(_short(v) for v in xs_raw))
+        xs = [float(cats.index(_short(v))) for v in xs_raw]
     else:
         cats = sorted(dict.fromkeys(_short(v) for v in xs_raw), key=_natural)
         xs = [float(cats.index(_short(v))) for v in xs_raw]
@@ -427,7 +432,7 @@ def _plot_metric_vs(points: Sequence[_Point], key: str, metric: str, part: str, 
         if x not in best or m > best[x][1]:
             best[x] = (shown, m)
     line = [best[x] for x in sorted(best)]
-    if len(line) > 1:
+    if len(line) > 1 and numeric:  # categories have no order to draw a line along
         ax.plot(*zip(*line, strict=True), color="tab:orange", lw=1.5, label="best point per value")
         ax.legend(loc="best", fontsize=8)
     if log:
@@ -489,6 +494,10 @@ def _plot_bars(points: Sequence[_Point], metric: str, part: str, path: Path, top
     return _save(fig, path)
 
 
+MAX_TIME_LABELS = 12
+"""Up to this many points, the accuracy-against-time plot names each point."""
+
+
 def _plot_time(points: Sequence[_Point], metric: str, part: str, path: Path) -> Path | None:
     plt = _plt()
     pts = [
@@ -514,6 +523,17 @@ def _plot_time(points: Sequence[_Point], metric: str, part: str, path: Path) -> 
             label=m,
             alpha=0.85,
         )
+    if len(pts) <= MAX_TIME_LABELS:  # few points: name each one beside its marker
+        for p in pts:
+            if p.values:
+                ax.annotate(
+                    p.label if len(p.label) <= 30 else p.label[:27] + "...",
+                    (max(p.seconds["mean"], 1e-3), p.stats[metric]["mean"]),
+                    xytext=(5, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color="0.25",
+                )
     secs = [p.seconds["mean"] for p in pts]
     if _spans_decades(secs):
         ax.set_xscale("log")
@@ -773,7 +793,9 @@ def build(
     img = _plot_learning_curves(points, valid_metric, out / "learning_curves.png")
     if img:
         images.append(("Learning curves", img))
-    for k in keys:
+    # named variants change one thing each: a plot against one of their keys would mix
+    # the other changes, so they get one plot against the variant
+    for k in ["variant"] if "variant" in keys else keys:
         images.append(
             (
                 f"{metric} against {k}",
