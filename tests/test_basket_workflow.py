@@ -11,7 +11,7 @@ import pytest
 
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError, DataError
-from seqrec.experiment import load_experiment, run
+from seqrec.experiment import load_experiment, run_one
 from seqrec.recommender import Recommender
 
 DATA = Path(os.environ.get("SEQREC_DATA", "../shared/data"))
@@ -117,7 +117,7 @@ def test_bad_basket_configs_and_requests(tmp_path, capsys):
 
 def test_threshold_valid_with_a_baseline_keeps_its_set_rule(tmp_path):
     cfg = load_experiment(_write(tmp_path, "t2", model="gp-topfreq", extra='threshold = "valid"'))
-    run(cfg, tmp_path / "runs" / "t2", progress=False)
+    run_one(cfg, tmp_path / "runs" / "t2", progress=False)
     m = json.loads((tmp_path / "runs" / "t2" / "metrics.json").read_text())
     # baselines' scores are not probabilities: their set rule ignores the threshold
     assert "mean history basket size" in m["test"]["protocol"]["set_rule"]

@@ -20,7 +20,7 @@ from seqrec.experiment import (
     find_run_config,
     load_experiment,
     prepare_data,
-    run,
+    run_one,
     run_split,
 )
 from seqrec.recommender import Recommender
@@ -33,7 +33,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("evaldata")
     (root / "tiny.toml").write_text(TINY)
     try:
-        yield run(load_experiment(root / "tiny.toml"), root / "run", progress=False)
+        yield run_one(load_experiment(root / "tiny.toml"), root / "run", progress=False)
     finally:
         torch.set_num_threads(old)
 

@@ -19,8 +19,8 @@ from seqrec.experiment import (
     load_run,
     point_id,
     prepare_data,
-    run,
     run_grid,
+    run_one,
 )
 from seqrec.recommender import Recommender
 
@@ -48,7 +48,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("exp")
     (root / "tiny.toml").write_text(TINY)
     cfg = load_experiment(root / "tiny.toml")
-    return run(cfg, root / "runs" / "tiny", progress=False)
+    return run_one(cfg, root / "runs" / "tiny", progress=False)
 
 
 # ------------------------------------------------------------------------- loading
@@ -453,12 +453,12 @@ def test_run_artifact_loads_and_recommends(tiny_run) -> None:
 def test_run_refuses_existing_directory_then_resume_and_overwrite(tiny_run, tmp_path: Path) -> None:
     cfg = tiny_run.config
     with pytest.raises(RunExistsError, match="--overwrite"):
-        run(cfg, tiny_run.out_dir, progress=False)
-    resumed = run(cfg, tiny_run.out_dir, progress=False, resume=True)
+        run_one(cfg, tiny_run.out_dir, progress=False)
+    resumed = run_one(cfg, tiny_run.out_dir, progress=False, resume=True)
     assert resumed.metrics == tiny_run.metrics
     other = cfg.model_copy(update={"seed": 5})
     with pytest.raises(RunExistsError, match="different config"):
-        run(other, tiny_run.out_dir, progress=False, resume=True)
+        run_one(other, tiny_run.out_dir, progress=False, resume=True)
     assert isinstance(load_run(tiny_run.out_dir).reports["test"].metrics["recall@20"], float)
 
 
@@ -471,7 +471,7 @@ def test_failed_run_leaves_nothing(
     monkeypatch.setattr(Recommender, "fit", boom)
     runs = tmp_path / "runs"
     with pytest.raises(SeqrecError, match="blew up"):
-        run(load_experiment(tiny), runs / "tiny", progress=False)
+        run_one(load_experiment(tiny), runs / "tiny", progress=False)
     assert not (runs / "tiny").exists()
     assert list(runs.iterdir()) == []  # no half-written temp directory either
 
@@ -481,7 +481,7 @@ def test_failed_overwrite_keeps_the_old_run(
 ) -> None:
     out = tmp_path / "runs" / "tiny"
     cfg = load_experiment(tiny)
-    run(cfg, out, progress=False)
+    run_one(cfg, out, progress=False)
     before = (out / "metrics.json").read_text()
 
     def boom(self, *args, **kwargs):
@@ -490,7 +490,7 @@ def test_failed_overwrite_keeps_the_old_run(
     with monkeypatch.context() as m:
         m.setattr(Recommender, "save", boom)
         with pytest.raises(KeyboardInterrupt):
-            run(cfg, out, progress=False, overwrite=True)
+            run_one(cfg, out, progress=False, overwrite=True)
     assert (out / "metrics.json").read_text() == before
     assert Recommender.load(out / "artifact").vocab_ is not None
     # the interrupted run had trained: its checkpoint is kept (tidied) to be resumed
@@ -502,7 +502,7 @@ def test_failed_overwrite_keeps_the_old_run(
         "log.txt",
     ]
     # resume: the finished run has the same config, so it is kept and the leftover goes
-    res = run(cfg, out, progress=False, resume=True)
+    res = run_one(cfg, out, progress=False, resume=True)
     assert res.status == "finished" and (out / "metrics.json").read_text() == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
 
@@ -513,7 +513,7 @@ def test_run_rejects_a_config_with_a_grid(tiny: Path) -> None:
         {**cfg.model_dump(), "grid": {"train.epochs": [1, 2]}}
     )
     with pytest.raises(ConfigError, match="grid"):
-        run(with_grid, "unused", progress=False)
+        run_one(with_grid, "unused", progress=False)
 
 
 def test_run_grid_writes_summary(tiny: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from _configs import TINY
 from seqrec.cli import main
 from seqrec.exceptions import DataError
-from seqrec.experiment import grid, load_experiment, run, run_grid
+from seqrec.experiment import grid, load_experiment, run_grid, run_one
 
 pytest.importorskip("matplotlib")
 
@@ -59,7 +59,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_grid(grid(exp), root / "grid", progress=False)
     pop = root / "p.toml"
     pop.write_text(TINY)
-    run(load_experiment(pop, ["model.name=pop"]), root / "pop", progress=False)
+    run_one(load_experiment(pop, ["model.name=pop"]), root / "pop", progress=False)
     torch.set_num_threads(old)
     return root
 
@@ -179,8 +179,8 @@ def test_mixed_protocols_warn_and_get_a_table_each(
 ) -> None:
     exp = tmp_path / "o.toml"
     exp.write_text(TINY)
-    run(load_experiment(exp, ["eval.ties=optimistic"]), tmp_path / "opt", progress=False)
-    run(
+    run_one(load_experiment(exp, ["eval.ties=optimistic"]), tmp_path / "opt", progress=False)
+    run_one(
         load_experiment(exp, ["eval.ties=optimistic", "model.name=pop"]),
         tmp_path / "op",
         progress=False,

@@ -19,7 +19,7 @@ import torch
 from _configs import TINY
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError
-from seqrec.experiment import RunExistsError, grid, load_experiment, run, run_grid, run_name
+from seqrec.experiment import RunExistsError, grid, load_experiment, run_grid, run_name, run_one
 from seqrec.experiment import runs as runs_module
 from seqrec.recommender import Recommender
 from seqrec.train import Trainer
@@ -217,7 +217,7 @@ def test_sigterm_leaves_only_a_resumable_checkpoint(experiment: Path, straight) 
     assert sorted(x.name for x in partial.iterdir()) == PARTIAL_FILES
     assert json.loads((partial / "checkpoint" / "state.json").read_text())["epoch"] >= done
 
-    res = run(load_experiment(experiment), out, progress=False, resume=True)
+    res = run_one(load_experiment(experiment), out, progress=False, resume=True)
     assert res.status == "resumed"
     _no_debris(out)
     _assert_same_result(res.metrics, straight())
@@ -248,7 +248,7 @@ def _interrupt_after_checkpoint(monkeypatch: pytest.MonkeyPatch, n: int) -> None
 def test_interrupted_run_resumes_and_start_over_discards(
     tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ref = run(tiny, tmp_path / "ref" / "tiny", progress=False)
+    ref = run_one(tiny, tmp_path / "ref" / "tiny", progress=False)
     assert ref.status == "new" and ref.metrics["train"]["resumed_after_epoch"] is None
     out = tmp_path / "runs" / "tiny"
     partial = out.parent / ".tiny.partial"
@@ -256,11 +256,11 @@ def test_interrupted_run_resumes_and_start_over_discards(
         with monkeypatch.context() as m:
             _interrupt_after_checkpoint(m, 2)
             with pytest.raises(KeyboardInterrupt):
-                run(tiny, out, progress=False)
+                run_one(tiny, out, progress=False)
         assert sorted(p.name for p in out.parent.iterdir()) == [".tiny.partial"]
         assert sorted(p.name for p in partial.iterdir()) == PARTIAL_FILES
         caplog.clear()
-        res = run(tiny, out, progress=False, resume=resume)
+        res = run_one(tiny, out, progress=False, resume=resume)
         if resume:
             assert res.status == "resumed" and res.metrics["train"]["resumed_after_epoch"] == 2
             assert res.metrics["train"]["epochs"] == 3
@@ -278,7 +278,7 @@ def test_changed_data_is_refused(tiny, tmp_path: Path, monkeypatch) -> None:
     with monkeypatch.context() as m:
         _interrupt_after_checkpoint(m, 1)
         with pytest.raises(KeyboardInterrupt):
-            run(tiny, out, progress=False)
+            run_one(tiny, out, progress=False)
     other = tiny.model_copy(
         update={
             "data": tiny.data.model_copy(
@@ -288,7 +288,7 @@ def test_changed_data_is_refused(tiny, tmp_path: Path, monkeypatch) -> None:
         }
     )
     with pytest.raises(ConfigError) as e:
-        run(other, out, progress=False, resume=True)
+        run_one(other, out, progress=False, resume=True)
     msg = str(e.value)
     assert "data.synthetic.n_sessions" in msg and "split.test_days" in msg
     assert "without --resume" in msg
@@ -297,22 +297,22 @@ def test_changed_data_is_refused(tiny, tmp_path: Path, monkeypatch) -> None:
 
 def test_resume_of_a_finished_run_with_another_config_names_the_keys(tiny, tmp_path) -> None:
     out = tmp_path / "runs" / "tiny"
-    run(tiny, out, progress=False)
+    run_one(tiny, out, progress=False)
     other = tiny.model_copy(update={"seed": 5})
     with pytest.raises(RunExistsError, match=r"different config \(differing keys: seed\)"):
-        run(other, out, progress=False, resume=True)
+        run_one(other, out, progress=False, resume=True)
 
 
 def test_stale_temporaries_are_removed_and_a_renamed_checkpoint_restored(
     tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref = run(tiny, tmp_path / "ref" / "tiny", progress=False)
+    ref = run_one(tiny, tmp_path / "ref" / "tiny", progress=False)
     out = tmp_path / "runs" / "tiny"
     partial = out.parent / ".tiny.partial"
     with monkeypatch.context() as m:
         _interrupt_after_checkpoint(m, 1)
         with pytest.raises(KeyboardInterrupt):
-            run(tiny, out, progress=False)
+            run_one(tiny, out, progress=False)
     # what kills at the worst moments leave: temp dirs of an older seqrec, a finished run
     # renamed aside, a checkpoint renamed aside mid-replace, half-written files
     (out.parent / ".tiny.tmp-abc123").mkdir()
@@ -321,7 +321,7 @@ def test_stale_temporaries_are_removed_and_a_renamed_checkpoint_restored(
     (partial / ".checkpoint.x1y2").mkdir()
     (partial / ".metrics.json.tmp-999999999").write_text("{")
     (partial / "artifact").mkdir()
-    res = run(tiny, out, progress=False, resume=True)
+    res = run_one(tiny, out, progress=False, resume=True)
     assert res.status == "resumed" and res.metrics["train"]["resumed_after_epoch"] == 1
     _assert_same_result(res.metrics, ref.metrics)
     _no_debris(out)
@@ -338,11 +338,11 @@ def test_kill_while_moving_a_finished_run_into_place(
     with monkeypatch.context() as m:
         m.setattr(runs_module, "_finish", boom)
         with pytest.raises(KeyboardInterrupt):
-            run(tiny, out, progress=False)
+            run_one(tiny, out, progress=False)
     partial = out.parent / ".tiny.partial"
     assert (partial / "metrics.json").is_file()
     first = json.loads((partial / "metrics.json").read_text())
-    res = run(tiny, out, progress=False, resume=True)  # no retraining: just moved into place
+    res = run_one(tiny, out, progress=False, resume=True)  # no retraining: just moved into place
     assert res.status == "resumed" and res.metrics == first
     _no_debris(out)
 
@@ -359,7 +359,7 @@ def test_failed_run_before_any_checkpoint_leaves_nothing(
 
     monkeypatch.setattr(Recommender, "save", boom)
     with pytest.raises(RuntimeError):
-        run(cfg, tmp_path / "runs" / "pop", progress=False)
+        run_one(cfg, tmp_path / "runs" / "pop", progress=False)
     assert list((tmp_path / "runs").iterdir()) == []
 
 
@@ -373,7 +373,7 @@ def test_a_second_writer_of_the_same_run_is_refused(tiny, tmp_path: Path) -> Non
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         with pytest.raises(RunExistsError, match="another process"):
-            run(tiny, out, progress=False)
+            run_one(tiny, out, progress=False)
     finally:
         os.close(fd)
 

@@ -17,7 +17,7 @@ from _configs import TINY
 from seqrec.cli import main
 from seqrec.evaluate import QUERY_KEYS
 from seqrec.exceptions import ConfigError, DataError
-from seqrec.experiment import load_experiment, load_run, prepare_data, run
+from seqrec.experiment import load_experiment, load_run, prepare_data, run_one
 from seqrec.experiment.files import QUERIES_DIR, partial_dir
 from seqrec.recommender import Recommender
 from seqrec.significance import paired_test, read_queries, wilcoxon_p
@@ -59,7 +59,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("gru_optimistic", ["eval.ties=optimistic"]),
         ("pop_other_data", ["model.name=pop", "data.synthetic.seed=2"]),
     ]:
-        run(load_experiment(exp, over), root / name, progress=False)
+        run_one(load_experiment(exp, over), root / name, progress=False)
     torch.set_num_threads(old)
     return root
 
@@ -210,7 +210,7 @@ def test_a_resumed_finished_partial_keeps_its_per_query_results(runs: Path, tmp_
     out = tmp_path / "pop"
     shutil.copytree(runs / "pop", partial_dir(out))  # killed while renaming into place
     cfg = load_experiment(runs / "pop" / "config.resolved.toml")
-    res = run(cfg, out, progress=False, resume=True)
+    res = run_one(cfg, out, progress=False, resume=True)
     assert res.status == "resumed" and (out / QUERIES_DIR / "test.parquet").is_file()
     assert paired_test(out, runs / "pop").p_value == 1.0
 
@@ -224,8 +224,8 @@ def test_wilcoxon_edge_cases() -> None:
 def test_next_basket_per_user_values_and_test(tmp_path: Path) -> None:
     exp = tmp_path / "b.toml"
     exp.write_text(BASKETS)
-    a = run(load_experiment(exp, ["model.k=2"]), tmp_path / "k2", progress=False)
-    b = run(load_experiment(exp, ["model.k=50"]), tmp_path / "k50", progress=False)
+    a = run_one(load_experiment(exp, ["model.k=2"]), tmp_path / "k2", progress=False)
+    b = run_one(load_experiment(exp, ["model.k=50"]), tmp_path / "k50", progress=False)
     q = read_queries(a.out_dir)
     assert set(_keys("next-basket")) <= set(q.columns) and "f1_user" in q.columns
     assert q.height == a.metrics["test"]["n_queries"]

@@ -14,7 +14,7 @@ import torch
 from _configs import TINY
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError
-from seqrec.experiment import grid, load_experiment, point_id, run, run_grid
+from seqrec.experiment import grid, load_experiment, point_id, run_grid, run_one
 
 mlflow = pytest.importorskip(
     "mlflow", reason="the mlflow extra (pip install 'seqrec[mlflow]') is not installed"
@@ -112,7 +112,7 @@ def test_a_logging_failure_is_a_warning_not_a_lost_run(
     monkeypatch.setattr(mlflow.MlflowClient, "log_batch", broken)
     cfg = load_experiment(_file(tmp_path), [f'tracking.mlflow="{tmp_path / "m"}"'])
     with caplog.at_level(logging.WARNING, logger="seqrec"):
-        res = run(cfg, tmp_path / "run", progress=False)
+        res = run_one(cfg, tmp_path / "run", progress=False)
     assert res.status == "new" and (tmp_path / "run" / "metrics.json").is_file()
     assert "MLflow tracking of" in caplog.text and "the store is gone" in caplog.text
 
@@ -123,7 +123,7 @@ def test_missing_mlflow_is_a_clear_error_before_anything_runs(
     exp = _file(tmp_path, f'[tracking]\nmlflow = "{tmp_path / "m"}"\n')
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'seqrec\[mlflow\]'"):
-        run(load_experiment(exp), tmp_path / "run")
+        run_one(load_experiment(exp), tmp_path / "run")
     assert main(["run", str(exp), "--out", str(tmp_path / "cli")]) == 2
     assert not (tmp_path / "run").exists() and not (tmp_path / "cli").exists()
 

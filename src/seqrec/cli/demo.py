@@ -78,7 +78,7 @@ def demo_configs(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from seqrec.data.synthetic import synthetic_optimal_recall
-    from seqrec.experiment import format_table, run
+    from seqrec.experiment import format_table, run_one
 
     configs = demo_configs(
         sessions=args.sessions, items=args.items, epochs=args.epochs, seed=args.seed
@@ -91,7 +91,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for cfg in configs:
             label = "GRU4Rec" if cfg.model.name == "gru4rec" else "popularity"
             note(f"demo: training {label} ...")
-            res = run(cfg, root / cfg.model.name, progress=progress(args), overwrite=args.overwrite)
+            res = run_one(
+                cfg, root / cfg.model.name, progress=progress(args), overwrite=args.overwrite
+            )
             rep = res.reports["test"]
             results[cfg.model.name] = res.metrics
             rows.append(

@@ -221,7 +221,7 @@ def _resume_note(result: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from seqrec.experiment import grid, load_experiment, run, run_grid
+    from seqrec.experiment import grid, is_search, load_experiment, run_grid, run_one
 
     sets = list(args.set or ())
     if args.max_runs is not None:
@@ -232,11 +232,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     extra = dict(parse_grid_arg(g) for g in (args.grid or ()))
     out_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     show = progress(args)
-    many = cfg.search is not None and (
-        cfg.search.method != "grid" or cfg.search.seeds or cfg.search.n_seeds
-    )
     optuna = cfg.search is not None and cfg.search.method == "optuna"
-    if cfg.grid or extra or many:
+    if is_search(cfg, extra):  # as seqrec.experiment.run() decides
         if optuna:
             from seqrec.experiment import run_optuna
 
@@ -281,7 +278,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 1
         return 0
     cfg = cfg.model_copy(update={"search": None})  # one run: max_runs is met
-    result = run(cfg, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume)
+    result = run_one(cfg, out_dir, progress=show, overwrite=args.overwrite, resume=args.resume)
     _resume_note(result)
     if args.json:
         out(json.dumps(result.metrics, indent=2))

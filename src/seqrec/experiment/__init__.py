@@ -29,11 +29,12 @@ no ``method`` means ``"time"``). A key of another model or method is an error sa
     [grid]                       # optional: the cartesian product is run by run_grid
     "train.learning_rate" = [0.05, 0.1]
 
-    [search]                     # optional: method = "grid" (default) or "random" (n = budget)
+    [search]                     # optional: method = "grid" (default), "random" (n = budget),
+                                 # "variants" (named points) or "optuna" (n trials)
     seeds = [0, 1, 2]            # every point with each seed; tables show mean ± std, 95% CI
     max_runs = 100               # a larger search is a ConfigError before anything runs
 
-:func:`run` reads, cleans and splits the data (:func:`prepare_data`), trains a
+:func:`run_one` reads, cleans and splits the data (:func:`prepare_data`), trains a
 :class:`~seqrec.recommender.Recommender`, evaluates it and writes a run directory::
 
     runs/<name>/
@@ -52,7 +53,7 @@ point: mean, std and 95% interval over the seeds) beside them; a failed point ho
 A run lives in ``runs/.<name>.partial/`` until it finishes (config first, the log, and
 the Trainer's ``checkpoint/`` after every epoch); then ``metrics.json`` is written, the
 checkpoint removed and the directory renamed to ``runs/<name>/``, so a failed or
-interrupted run never leaves a half-written run (or model) behind, and ``run(...,
+interrupted run never leaves a half-written run (or model) behind, and ``run_one(...,
 resume=True)`` / ``seqrec run FILE --resume`` continues a killed one from its last epoch
 (refusing a changed config, with the differing keys).
 :func:`evaluation_data` (and :func:`run_split`) re-derive a finished run's data to evaluate
@@ -68,7 +69,9 @@ The modules, one job each:
   :func:`seed_stats`;
 * :mod:`~seqrec.experiment.files` — reading TOML/YAML, compact TOML, atomic writes, file names;
 * :mod:`~seqrec.experiment.prepare` — read -> preprocess -> split, a saved run's evaluation data;
-* :mod:`~seqrec.experiment.runs` — :func:`run`, :func:`run_grid`, :class:`RunResult`,
+* :mod:`~seqrec.experiment.api` — :func:`run`, the Python ``seqrec run`` (a file in, a polars
+  frame of results out), :func:`is_search`, :func:`results_frame`;
+* :mod:`~seqrec.experiment.runs` — :func:`run_one`, :func:`run_grid`, :class:`RunResult`,
   :func:`load_run`;
 * :mod:`~seqrec.experiment.optuna_search` — :func:`run_optuna` (``[search] method =
   "optuna"``, the optional ``optuna`` extra);
@@ -87,6 +90,7 @@ Choices (documented deviations from "anything goes"):
 
 from __future__ import annotations
 
+from seqrec.experiment.api import is_search, results_frame, run
 from seqrec.experiment.config import (
     SPLITS,
     SYNTHETIC,
@@ -137,7 +141,7 @@ from seqrec.experiment.prepare import (
     read_data,
     run_split,
 )
-from seqrec.experiment.runs import RunResult, load_run, run, run_grid
+from seqrec.experiment.runs import MAX_AUTO_JOBS, RunResult, auto_jobs, load_run, run_grid, run_one
 from seqrec.experiment.search import expand, format_stats, point_id, run_name, seed_stats
 from seqrec.experiment.tables import format_table, metrics_table
 
@@ -189,6 +193,11 @@ __all__ = [
     "preprocess_steps",
     "read_data",
     "run",
+    "run_one",
+    "is_search",
+    "results_frame",
+    "auto_jobs",
+    "MAX_AUTO_JOBS",
     "run_grid",
     "run_optuna",
     "run_name",

@@ -67,7 +67,7 @@ from seqrec.experiment.runs import (
     _write_summary,
     load_run,
     point_rows,
-    run,
+    run_one,
 )
 from seqrec.experiment.search import _check_space, flatten_space, point_id, run_name
 
@@ -329,7 +329,7 @@ def _run_trial_run(
     resume: bool,
 ) -> RunResult:
     """One run of a trial; a pruned run is recorded, an exception recorded as a failure."""
-    plain = cfg.model_copy(update={"tracking": None})  # what run() returns and records
+    plain = cfg.model_copy(update={"tracking": None})  # what run_one() returns and records
     pruned = _pruned_record(run_dir)
     if pruned is not None and reuse:  # the same point was pruned before: it stays pruned
         if prune:
@@ -358,7 +358,7 @@ def _run_trial_run(
             )
 
     try:
-        res = run(
+        res = run_one(
             cfg,
             run_dir,
             progress=progress,

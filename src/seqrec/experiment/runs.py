@@ -1,10 +1,10 @@
 """Runs: one experiment config -> one run directory; grids of runs with a summary.
 
-:func:`run` writes ``config.resolved.toml``, ``metrics.json``, ``log.txt`` and ``artifact/``
+:func:`run_one` writes ``config.resolved.toml``, ``metrics.json``, ``log.txt`` and ``artifact/``
 into the stable hidden sibling ``.<name>.partial/`` (:func:`~seqrec.experiment.files.partial_dir`)
 and renames it into place at the end; while training, the
 :class:`~seqrec.train.Trainer` keeps ``.<name>.partial/checkpoint/`` current after every
-epoch, so a killed run can be continued (``run(..., resume=True)``, ``seqrec run --resume``)
+epoch, so a killed run can be continued (``run_one(..., resume=True)``, ``seqrec run --resume``)
 to exactly the result of an uninterrupted one. Layout while a run is unfinished::
 
     runs/
@@ -15,13 +15,13 @@ to exactly the result of an uninterrupted one. Layout while a run is unfinished:
       <name>/                   only once finished: config, metrics.json, log.txt, artifact/,
                                 queries/<part>.parquet (per-query values, for paired tests)
 
-Rules (see :func:`run`): a finished run is never touched without ``overwrite``; without
+Rules (see :func:`run_one`): a finished run is never touched without ``overwrite``; without
 ``resume`` an unfinished run is discarded and started over (a warning says so); a failed
 run (any exception, Ctrl-C, SIGTERM in ``seqrec run``) keeps its partial directory only if
 that holds a checkpoint (or a finished run not yet renamed), tidied to the files above;
 temporaries of earlier killed runs are removed when a run of the same name starts.
 :func:`run_grid` runs several configs and keeps ``summary.csv`` current after each.
-:func:`load_run` reads a finished run back. Only :func:`run` seeds the global RNGs
+:func:`load_run` reads a finished run back. Only :func:`run_one` seeds the global RNGs
 (``random``, NumPy, torch); library code never does.
 """
 
@@ -87,7 +87,7 @@ RunStatus = Literal["new", "resumed", "finished", "failed", "pruned"]
 
 @dataclass
 class RunResult:
-    """What :func:`run` produced.
+    """What :func:`run_one` produced.
 
     Attributes
     ----------
@@ -182,7 +182,7 @@ class _RunLog:
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - run() seeds globals on purpose
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - run_one() seeds globals on purpose
     torch.manual_seed(seed)
 
 
@@ -370,7 +370,7 @@ def _finish(partial: Path, out_dir: Path) -> None:
     replace_dir(partial, out_dir)
 
 
-def run(
+def run_one(
     cfg: ExperimentConfig,
     out_dir: str | Path,
     *,
@@ -424,7 +424,7 @@ def run(
     """
     if not isinstance(cfg, ExperimentConfig):
         raise ConfigError(
-            f"run() needs an ExperimentConfig, got {type(cfg).__name__}; see load_experiment()"
+            f"run_one() needs an ExperimentConfig, got {type(cfg).__name__}; see load_experiment()"
         )
     if cfg.grid:
         raise ConfigError(
@@ -708,7 +708,7 @@ def _record_failure(run_dir: Path, cfg: ExperimentConfig, exc: BaseException) ->
 
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = cfg.model_copy(update={"tracking": None})  # not part of a run (see run())
+    cfg = cfg.model_copy(update={"tracking": None})  # not part of a run (see run_one())
     write_text_atomic(run_dir / RESOLVED_CONFIG, cfg.to_toml())
     record = {
         "error": type(exc).__name__,
@@ -730,13 +730,13 @@ def _grid_point(
         logger.info("running %s again (it failed before)", run_dir)
         shutil.rmtree(run_dir)
     try:
-        res = run(cfg, run_dir, progress=progress, overwrite=overwrite, resume=resume)
+        res = run_one(cfg, run_dir, progress=progress, overwrite=overwrite, resume=resume)
     except RunExistsError:
         raise
     except Exception as e:
         text = _record_failure(run_dir, cfg, e)
         logger.error("grid point %s failed (%s); going on with the others", run_dir, text)
-        cfg = cfg.model_copy(update={"tracking": None})  # as run() returns configs
+        cfg = cfg.model_copy(update={"tracking": None})  # as run_one() returns configs
         res = RunResult(out_dir=run_dir, config=cfg, metrics={}, status="failed", error=text)
     res.recommender = None
     return res
@@ -781,7 +781,7 @@ def run_grid(
     config without ``name`` and ``seed``: a point keeps its directory when the grid's value
     lists grow, shrink or are reordered, so ``resume`` reuses every finished point and
     runs only the new ones (an interrupted one continues from its checkpoint, see
-    :func:`run`). A point that raises an exception is recorded (``error.json`` and its
+    :func:`run_one`). A point that raises an exception is recorded (``error.json`` and its
     config in its directory, ``status``/``error`` in the summary) and the grid goes on; the
     next call (with or without ``resume``) runs a failed point again. Ctrl-C and kills stop
     the grid.
@@ -945,6 +945,6 @@ __all__ = [
     "load_run",
     "metric_columns",
     "point_rows",
-    "run",
     "run_grid",
+    "run_one",
 ]

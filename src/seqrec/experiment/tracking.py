@@ -1,7 +1,7 @@
 """Optional experiment tracking: runs also logged to MLflow.
 
 With ``[tracking] mlflow = "<dir or URI>"`` in an experiment file (or ``seqrec run --mlflow
-DIR``), :func:`~seqrec.experiment.run` logs each run to an MLflow tracking store as it goes:
+DIR``), :func:`~seqrec.experiment.run_one` logs each run to an MLflow tracking store as it goes:
 
 * **params**: the flattened resolved config (``model.layers``, ``train.learning_rate``, ...;
   lists as JSON);
