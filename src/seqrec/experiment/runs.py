@@ -474,9 +474,8 @@ def run_one(
             )
     if resume:
         _check_resume_config(partial, cfg, out_dir)  # before anything is changed
-    partial.mkdir(parents=True, exist_ok=True)
-    apply_umask(partial)
-    with _locked(partial, out_dir):
+    with _locked(partial, out_dir):  # makes partial (again, if a debris check removed it)
+        apply_umask(partial)
         remove_stale(out_dir.parent, [f".{out_dir.name}.tmp-", f".{out_dir.name}.old-"])
         remove_dead_temporaries(out_dir.parent)
         _remove_dead_partials(out_dir.parent, keep=partial)
