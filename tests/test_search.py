@@ -331,7 +331,13 @@ seeds = [0, 1]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
-def test_sigkilled_grid_resumes_each_point_once_then_runs_only_new_points(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigkilled_grid_resumes_each_point_once_then_runs_only_new_points(
+    tmp_path: Path, jobs: str
+) -> None:
+    """With --jobs 2 the workers die with the killed grid (no orphan finishes its run or
+    holds its lock while the grid resumes: ``communicate`` returns once every holder of
+    the stderr pipe is gone)."""
     exp = tmp_path / "k.toml"
     exp.write_text(KILLED + '[grid]\n"model.layers" = [[8], [16]]\n')
     configs = grid(exp)
@@ -347,6 +353,8 @@ def test_sigkilled_grid_resumes_each_point_once_then_runs_only_new_points(tmp_pa
         str(exp),
         "--out",
         str(root),
+        "--jobs",
+        jobs,
     ]
     proc = subprocess.Popen(
         [*cmd, "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
