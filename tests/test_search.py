@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -387,3 +389,55 @@ def test_sigkilled_grid_resumes_each_point_once_then_runs_only_new_points(
     assert r.returncode == 0, r.stderr[-2000:]
     status = [row["status"] for row in _rows(root)]
     assert status == ["finished"] * 4 + ["new"] * 2
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie is gone for our purpose
+        if (Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]) == "Z":
+            return False
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_a_parallel_grid_at_once(tmp_path: Path) -> None:
+    """SIGTERM to ``seqrec run --jobs 2`` stops the runs in flight at once (the workers are
+    terminated, not waited for), each keeping its last epoch checkpoint."""
+    exp = tmp_path / "t.toml"
+    slow = KILLED.replace("epochs = 2", "epochs = 5000").replace("seeds = [0, 1]", "seeds = [0]")
+    exp.write_text(slow + '[grid]\n"model.layers" = [[8], [16]]\n')
+    root = tmp_path / "g"
+    cmd = [sys.executable, "-m", "seqrec.cli", "--threads", "2", "run", str(exp)]
+    cmd += ["--out", str(root), "--jobs", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(root.glob(".*.partial/checkpoint"))) < 2:
+        time.sleep(0.05)
+    assert len(list(root.glob(".*.partial/checkpoint"))) == 2, "no checkpoints in time"
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:  # a failure: do not leave the grid (and workers) running
+            proc.kill()
+            proc.wait()
+    assert code == 128 + signal.SIGTERM
+    assert time.monotonic() - t < 20  # not 5,000 epochs later
+    time.sleep(0.5)
+    assert not [w for w in workers if _alive(w)]
+    for state in root.glob(".*.partial/checkpoint/state.json"):  # resumable (the SIGKILL
+        assert json.loads(state.read_text())["epoch"] >= 1  # test resumes such a grid)

@@ -884,6 +884,10 @@ def run_grid(
                 for f in finished:
                     record(futures[f], f.result())  # re-raises a worker's RunExistsError
         except BaseException:
+            # SIGTERM/Ctrl-C/a worker's error: stop the runs in flight now (each keeps its
+            # last epoch checkpoint for --resume) rather than wait for them to finish
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
