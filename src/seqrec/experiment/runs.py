@@ -334,7 +334,13 @@ LOCK_WAIT = 1.0
 """Seconds :func:`_locked` waits for a lock that another run's debris check holds."""
 
 
-def _remove_dead_partials(parent: Path, keep: Path) -> list[Path]:
+_IN_GRID_WORKER = False
+"""True in a ``--jobs`` worker process: its runs leave their siblings' directories alone
+(the grid's parent removed the dead ones before starting the workers), so no worker locks
+another's directory while that one starts."""
+
+
+def _remove_dead_partials(parent: Path, keep: Path | None) -> list[Path]:
     """Remove the ``.<name>.partial/`` directories of ``parent`` that no process holds
     (their flock is free) and that nothing could resume (no config and checkpoint, or
     not a finished run): the debris of runs killed before their first epoch ended. A
@@ -479,7 +485,8 @@ def run_one(
         apply_umask(partial)
         remove_stale(out_dir.parent, [f".{out_dir.name}.tmp-", f".{out_dir.name}.old-"])
         remove_dead_temporaries(out_dir.parent)
-        _remove_dead_partials(out_dir.parent, keep=partial)
+        if not _IN_GRID_WORKER:  # a parallel grid's parent swept its folder once, before
+            _remove_dead_partials(out_dir.parent, keep=partial)  # its workers started
         from seqrec.experiment.tracking import start_tracking
 
         tracker = start_tracking(tracking, cfg, out_dir)
@@ -750,6 +757,8 @@ def _worker_init(threads: int, parent: int) -> None:
     keeping its last epoch checkpoint for ``--resume``, instead of orphans that finish their
     runs (or hold their locks) while the grid is resumed.
     """
+    global _IN_GRID_WORKER
+    _IN_GRID_WORKER = True
     torch.set_num_threads(threads)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -845,6 +854,7 @@ def run_grid(
     out_root.mkdir(parents=True, exist_ok=True)
     remove_stale(out_root, [f".{SUMMARY_FILE}.tmp-", f".{POINTS_FILE}.tmp-"])
     remove_dead_temporaries(out_root)
+    _remove_dead_partials(out_root, keep=None)
     keys = [k for k in varying_keys(configs) if k != "seed"]
     done: list[RunResult | None] = [None] * len(configs)
 
