@@ -120,6 +120,14 @@ def test_pruning_stops_poor_trials_and_records_them(tmp_path: Path) -> None:
     assert [r["status"] for r in rows] == statuses
     assert any(p.get("n_pruned") not in (None, "", "0") for p in _rows(root, "points.csv"))
     assert not list(root.glob(".*.partial"))  # a pruned run leaves no checkpoint behind
+    # the report tables the finished trials and lists the pruned ones with their reason
+    pytest.importorskip("matplotlib")
+    from seqrec import report
+
+    md = report.build([root], tmp_path / "report").markdown.read_text()
+    listed = md.split("## Pruned Optuna trials (not in the table)", 1)[1].split("\n## ", 1)[0]
+    for r in (r for r in res if r.status == "pruned"):
+        assert f"{r.out_dir.name}`: trial" in listed and "pruned after epoch" in listed
 
 
 def test_resume_continues_the_study_without_rerunning(

@@ -113,6 +113,24 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def pruned_runs(paths: Sequence[str | Path]) -> dict[Path, str]:
+    """``run directory -> message`` of the Optuna trials under ``paths`` that were pruned
+    (directories with ``pruned.json`` and no ``metrics.json``)."""
+    from seqrec.experiment import METRICS_FILE
+    from seqrec.experiment.optuna_search import PRUNED_FILE
+
+    out: dict[Path, str] = {}
+    for p in map(Path, paths):
+        for d in [p, *(sorted(p.iterdir()) if p.is_dir() else [])]:
+            f = d / PRUNED_FILE
+            if f.is_file() and not (d / METRICS_FILE).is_file():
+                try:
+                    out[d] = str(json.loads(f.read_text()).get("message"))
+                except (OSError, ValueError):
+                    out[d] = f"(unreadable {PRUNED_FILE})"
+    return out
+
+
 def failed_runs(paths: Sequence[str | Path]) -> dict[Path, str]:
     """``run directory -> "Type: message"`` of the failed grid points under ``paths``
     (directories with ``error.json`` and no ``metrics.json``)."""
@@ -864,15 +882,19 @@ def build(
         hp.append(
             f'<h3>{html.escape(caption)}</h3><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
         )
-    failed = failed_runs(runs)
-    if failed:
-        md += ["## Failed runs (not in the table)", ""]
-        md += [f"- `{d}`: {e}" for d, e in failed.items()] + [""]
+    for heading, listed in (
+        ("Failed runs (not in the table)", failed_runs(runs)),
+        ("Pruned Optuna trials (not in the table)", pruned_runs(runs)),
+    ):
+        if not listed:
+            continue
+        md += [f"## {heading}", ""]
+        md += [f"- `{d}`: {e}" for d, e in listed.items()] + [""]
         hp.append(
-            "<h2>Failed runs (not in the table)</h2><ul>"
+            f"<h2>{heading}</h2><ul>"
             + "".join(
                 f"<li><code>{html.escape(str(d))}</code>: {html.escape(e)}</li>"
-                for d, e in failed.items()
+                for d, e in listed.items()
             )
             + "</ul>"
         )
@@ -912,6 +934,7 @@ __all__ = [
     "ReportResult",
     "build",
     "failed_runs",
+    "pruned_runs",
     "find_runs",
     "paired_test",
     "protocol_of",
