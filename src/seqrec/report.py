@@ -411,6 +411,11 @@ def _numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
+MAX_LINE_VALUES = 6
+"""Up to this many values of one point each, the metric-against-key plot joins them by a
+line (a sweep); more are drawn as a scatter."""
+
+
 def _plot_metric_vs(points: Sequence[_Point], key: str, metric: str, part: str, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.6))
@@ -450,7 +455,10 @@ def _plot_metric_vs(points: Sequence[_Point], key: str, metric: str, part: str, 
         if x not in best or m > best[x][1]:
             best[x] = (shown, m)
     line = [best[x] for x in sorted(best)]
-    if len(line) > 1 and numeric:  # categories have no order to draw a line along
+    # categories have no order to draw a line along; many values of one point each (a
+    # random or Optuna search) are a scatter, which a line would turn into a false trend
+    sweep = len(best) < len(drawn) or len(best) <= MAX_LINE_VALUES
+    if len(line) > 1 and numeric and sweep:
         ax.plot(*zip(*line, strict=True), color="tab:orange", lw=1.5, label="best point per value")
         ax.legend(loc="best", fontsize=8)
     if log:
@@ -484,7 +492,7 @@ def _plot_bars(points: Sequence[_Point], metric: str, part: str, path: Path, top
         ax.barh(
             y,
             st["mean"],
-            xerr=st.get("std") or 0.0,
+            xerr=st.get("std") or None,  # one seed: no (zero-width) error bar
             color=cmap(models.index(p.model) % 10),
             capsize=3,
             alpha=0.9,
