@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +13,7 @@ from pydantic import ValidationError
 
 from seqrec.cli import compare, demo, evaluate, models, recommend, report, run, serve, stats
 from seqrec.cli._common import EXIT_ERROR, FORMATTER, note
+from seqrec.cli.run import Terminated, sigterm_raises
 from seqrec.exceptions import ConfigError, SeqrecError
 
 EPILOG = """\
@@ -134,15 +137,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_threads = None
     needs_torch = args.command not in ("models",) and not getattr(args, "help_only", False)
     threads = args.threads if args.threads is not None else default_threads(args.command)
+    # `run` turns SIGTERM into a clean stop from here on, while torch is imported too (a
+    # second or more under load), not only once the run has started
+    guard = sigterm_raises() if args.command in ("run", "train") else contextlib.nullcontext()
     try:
-        if args.threads is not None and args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        if threads is not None and needs_torch:
-            import torch
+        with guard:
+            if args.threads is not None and args.threads < 1:
+                raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+            if threads is not None and needs_torch:
+                import torch
 
-            old_threads = torch.get_num_threads()
-            torch.set_num_threads(threads)
-        return int(args.func(args) or 0)
+                old_threads = torch.get_num_threads()
+                torch.set_num_threads(threads)
+            return int(args.func(args) or 0)
     except (SeqrecError, ValidationError, OSError) as e:
         if args.debug:
             raise
@@ -155,9 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         note(f"seqrec: error: {_message(e)}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.debug:
             raise
+        if isinstance(e, Terminated):  # SIGTERM before the run itself started
+            note("seqrec: terminated (SIGTERM)")
+            return 128 + signal.SIGTERM
         note("seqrec: interrupted")
         return 130
     finally:
