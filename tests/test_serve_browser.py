@@ -64,9 +64,12 @@ def ml100k_model(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 def test_demo_page_in_chromium(ml100k_model: tuple[Path, Path], tmp_path: Path) -> None:
     from selenium import webdriver
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     chromium, driver_path = _browser()
@@ -78,26 +81,45 @@ def test_demo_page_in_chromium(ml100k_model: tuple[Path, Path], tmp_path: Path) 
     with running_server(model, ["--titles", str(titles)]) as url:
         driver = webdriver.Chrome(service=Service(driver_path), options=opts)
         try:
-            wait = WebDriverWait(driver, 20)
+            # the page re-renders its lists as answers arrive: an element found a moment ago
+            # may be replaced before it is used, so every wait looks it up again
+            wait = WebDriverWait(
+                driver,
+                20,
+                ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+            )
+
+            def click(css: str) -> tuple[str, str]:
+                """Click the element ``css`` names once it is shown; its item id and title."""
+
+                def attempt(d: webdriver.Chrome) -> tuple[str, str] | bool:
+                    el = d.find_element(By.CSS_SELECTOR, css)
+                    if not (el.is_displayed() and el.is_enabled()):
+                        return False
+                    got = (
+                        el.get_attribute("data-item-id"),
+                        el.find_element(By.CLASS_NAME, "title").text,
+                    )
+                    el.click()
+                    return got
+
+                return wait.until(attempt)
+
             driver.get(url + "/demo")
             wait.until(lambda d: "iknn" in d.find_element(By.ID, "model-meta").text)
             # with nothing in the session: the model's empty-history answer, flagged
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#recs li")) == 10)
             assert "empty history" in driver.find_element(By.ID, "note").text
-            before = [
-                li.get_attribute("data-item-id")
-                for li in driver.find_elements(By.CSS_SELECTOR, "#recs li")
-            ]
+            before = wait.until(
+                lambda d: [
+                    li.get_attribute("data-item-id")
+                    for li in d.find_elements(By.CSS_SELECTOR, "#recs li")
+                ]
+            )
 
             box = driver.find_element(By.ID, "search")
             box.send_keys("star wars")
-            hit = wait.until(
-                ec.element_to_be_clickable(
-                    (By.CSS_SELECTOR, "#search-results li[data-item-id='50']")
-                )
-            )
-            assert hit.find_element(By.CLASS_NAME, "title").text == "Star Wars"
-            hit.click()
+            assert click("#search-results li[data-item-id='50']") == ("50", "Star Wars")
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#session li")) == 1)
             wait.until(lambda d: d.find_element(By.ID, "note").text == "")
 
@@ -118,9 +140,7 @@ def test_demo_page_in_chromium(ml100k_model: tuple[Path, Path], tmp_path: Path) 
             assert all(float(score) > 0 for *_, score in after)
 
             # a second item: click a recommendation into the session
-            first = driver.find_element(By.CSS_SELECTOR, "#recs li")
-            first_id = first.get_attribute("data-item-id")
-            first.click()
+            first_id, _ = click("#recs li")
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#session li")) == 2)
             wait.until(lambda d: first_id not in [r[0] for r in recs(d)])
             box.clear()
