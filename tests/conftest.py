@@ -38,3 +38,16 @@ def ml100k(data_dir: Path) -> pl.DataFrame:
     if not path.is_file():
         pytest.skip(f"real-data test: {path} not found")
     return read_movielens(path)
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (small models train much faster, and steadier on a
+    busy machine, than on two); the count is restored after. Test modules use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

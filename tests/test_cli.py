@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import torch
 
 from _configs import TINY
 from seqrec.cli import main
@@ -21,12 +20,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SUBCOMMANDS = ["demo", "run", "train", "stats", "evaluate", "recommend"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import torch
 
 from _configs import TINY
 from seqrec.exceptions import ConfigError
 from seqrec.experiment import load_experiment, load_run, run
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from _configs import TINY
+from _configs import TINY, TINY_BASKETS
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError
 from seqrec.experiment import ExperimentConfig, RunExistsError, grid, load_experiment, run_name
@@ -28,12 +27,7 @@ SPACE = """\
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _file(tmp_path: Path, extra: str, base: str = TINY, name: str = "o.toml") -> Path:
@@ -184,7 +178,6 @@ def test_resume_continues_the_study_without_rerunning(
 
 
 def test_next_basket_study(tmp_path: Path) -> None:
-    from test_search import TINY_BASKETS
 
     exp = _file(
         tmp_path,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _configs import TINY
+from _configs import TINY, TINY_BASKETS
 from seqrec.cli import main
 from seqrec.exceptions import DataError
 from seqrec.experiment import grid, load_experiment, run_grid, run_one
@@ -26,27 +26,7 @@ GRID = """
 seeds = [0, 1]
 """
 
-BASKETS = """\
-name = "nb"
-[data]
-dataset = "synthetic-baskets"
-[data.synthetic_baskets]
-n_users = 120
-n_items = 60
-mean_baskets = 6.0
-max_baskets = 12
-mean_size = 4.0
-n_staples = 4.0
-[preprocess]
-min_session_length = 1
-min_item_support = 1
-[split]
-method = "leave-one-out"
-[model]
-name = "tifu-knn"
-[grid]
-"model.k" = [2, 10, 50]
-"""
+BASKETS = TINY_BASKETS + '[grid]\n"model.k" = [2, 10, 50]\n'
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from _configs import TINY
 from seqrec.cli import main
@@ -24,7 +23,10 @@ from seqrec.experiment import runs as runs_module
 from seqrec.recommender import Recommender
 from seqrec.train import Trainer
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals"),
+]
 
 # One epoch takes about a second on one thread: a kill after the first checkpoint lands
 # inside the second epoch. Patience 2 over 4 epochs: the best epoch's weights (kept in the
@@ -76,14 +78,6 @@ on = ["valid", "test"]
 
 RUN_FILES = ["artifact", "config.resolved.toml", "log.txt", "metrics.json", "queries"]
 PARTIAL_FILES = ["checkpoint", "config.resolved.toml", "log.txt"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _seqrec(*args: str, stderr: Any = subprocess.PIPE) -> subprocess.Popen:

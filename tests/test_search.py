@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from scipy import stats
 
-from _configs import TINY
+from _configs import TINY, TINY_BASKETS
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError
 from seqrec.experiment import (
@@ -34,33 +33,7 @@ from seqrec.experiment import (
 from seqrec.experiment import runs as runs_module
 from seqrec.experiment.search import random_points, search_points
 
-TINY_BASKETS = """\
-name = "nb"
-[data]
-dataset = "synthetic-baskets"
-[data.synthetic_baskets]
-n_users = 120
-n_items = 60
-mean_baskets = 6.0
-max_baskets = 12
-mean_size = 4.0
-n_staples = 4.0
-[preprocess]
-min_session_length = 1
-min_item_support = 1
-[split]
-method = "leave-one-out"
-[model]
-name = "tifu-knn"
-"""
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _file(tmp_path: Path, extra: str, base: str = TINY, name: str = "s.toml") -> Path:

@@ -24,12 +24,7 @@ stop = {"objective.last_batch" = "stop"}
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _file(tmp_path: Path, extra: str) -> Path:

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import torch
 
-from _configs import TINY
+from _configs import TINY, TINY_BASKETS
 from seqrec.cli import main
 from seqrec.evaluate import QUERY_KEYS
 from seqrec.exceptions import ConfigError, DataError
@@ -21,26 +21,6 @@ from seqrec.experiment import load_experiment, load_run, prepare_data, run_one
 from seqrec.experiment.files import QUERIES_DIR, partial_dir
 from seqrec.recommender import Recommender
 from seqrec.significance import paired_test, read_queries, wilcoxon_p
-
-BASKETS = """\
-name = "nb"
-[data]
-dataset = "synthetic-baskets"
-[data.synthetic_baskets]
-n_users = 120
-n_items = 60
-mean_baskets = 6.0
-max_baskets = 12
-mean_size = 4.0
-n_staples = 4.0
-[preprocess]
-min_session_length = 1
-min_item_support = 1
-[split]
-method = "leave-one-out"
-[model]
-name = "tifu-knn"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +203,7 @@ def test_wilcoxon_edge_cases() -> None:
 
 def test_next_basket_per_user_values_and_test(tmp_path: Path) -> None:
     exp = tmp_path / "b.toml"
-    exp.write_text(BASKETS)
+    exp.write_text(TINY_BASKETS)
     a = run_one(load_experiment(exp, ["model.k=2"]), tmp_path / "k2", progress=False)
     b = run_one(load_experiment(exp, ["model.k=50"]), tmp_path / "k50", progress=False)
     q = read_queries(a.out_dir)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from _configs import TINY
 from seqrec.cli import main
@@ -26,12 +25,7 @@ from seqrec.experiment.tracking import STORE_FILE, tracking_uri  # noqa: E402
 TWO_EPOCHS = TINY.replace("epochs = 1", 'epochs = 2\nvalid_metric = "mrr@20"')
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _file(tmp_path: Path, extra: str = "", base: str = TWO_EPOCHS, name: str = "t.toml") -> Path:
