@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -113,40 +113,41 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def pruned_runs(paths: Sequence[str | Path]) -> dict[Path, str]:
-    """``run directory -> message`` of the Optuna trials under ``paths`` that were pruned
-    (directories with ``pruned.json`` and no ``metrics.json``)."""
+def _unfinished_with(
+    paths: Sequence[str | Path], name: str, describe: Callable[[dict[str, Any]], str]
+) -> dict[Path, str]:
+    """``run directory -> describe(record)`` of the directories under ``paths`` (each path
+    and its children) that hold the JSON record ``name`` and no ``metrics.json``."""
     from seqrec.experiment import METRICS_FILE
-    from seqrec.experiment.optuna_search import PRUNED_FILE
 
     out: dict[Path, str] = {}
     for p in map(Path, paths):
         for d in [p, *(sorted(p.iterdir()) if p.is_dir() else [])]:
-            f = d / PRUNED_FILE
+            f = d / name
             if f.is_file() and not (d / METRICS_FILE).is_file():
                 try:
-                    out[d] = str(json.loads(f.read_text()).get("message"))
+                    out[d] = describe(json.loads(f.read_text()))
                 except (OSError, ValueError):
-                    out[d] = f"(unreadable {PRUNED_FILE})"
+                    out[d] = f"(unreadable {name})"
     return out
+
+
+def pruned_runs(paths: Sequence[str | Path]) -> dict[Path, str]:
+    """``run directory -> message`` of the Optuna trials under ``paths`` that were pruned
+    (directories with ``pruned.json`` and no ``metrics.json``)."""
+    from seqrec.experiment.optuna_search import PRUNED_FILE
+
+    return _unfinished_with(paths, PRUNED_FILE, lambda rec: str(rec.get("message")))
 
 
 def failed_runs(paths: Sequence[str | Path]) -> dict[Path, str]:
     """``run directory -> "Type: message"`` of the failed grid points under ``paths``
     (directories with ``error.json`` and no ``metrics.json``)."""
-    from seqrec.experiment import ERROR_FILE, METRICS_FILE
+    from seqrec.experiment import ERROR_FILE
 
-    out: dict[Path, str] = {}
-    for p in map(Path, paths):
-        for d in [p, *(sorted(p.iterdir()) if p.is_dir() else [])]:
-            f = d / ERROR_FILE
-            if f.is_file() and not (d / METRICS_FILE).is_file():
-                try:
-                    rec = json.loads(f.read_text())
-                    out[d] = f"{rec.get('error')}: {rec.get('message')}"
-                except (OSError, ValueError):
-                    out[d] = "(unreadable error.json)"
-    return out
+    return _unfinished_with(
+        paths, ERROR_FILE, lambda rec: f"{rec.get('error')}: {rec.get('message')}"
+    )
 
 
 def _cutoffs(metrics: Sequence[str]) -> list[int]:
