@@ -221,43 +221,26 @@ def _resume_note(result: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from seqrec.experiment import grid, is_search, load_experiment, run_grid, run_one
+    from seqrec.experiment import is_search, load_experiment, run_one
+    from seqrec.experiment.api import option_overrides, run_search
 
-    sets = list(args.set or ())
-    if args.max_runs is not None:
-        sets.append(f"search.max_runs={args.max_runs}")
-    if args.mlflow is not None:
-        sets.append(f"tracking.mlflow={json.dumps(args.mlflow)}")
+    sets = [*(args.set or ()), *option_overrides(args.max_runs, args.mlflow)]
     cfg = load_experiment(args.experiment, sets)
     extra = dict(parse_grid_arg(g) for g in (args.grid or ()))
     out_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     show = progress(args)
     optuna = cfg.search is not None and cfg.search.method == "optuna"
     if is_search(cfg, extra):  # as seqrec.experiment.run() decides
-        if optuna:
-            from seqrec.experiment import run_optuna
-
-            note(f"optuna: {cfg.search.n} trials into {out_dir}/")
-            results = run_optuna(
-                cfg,
-                out_dir,
-                extra,
-                progress=show,
-                overwrite=args.overwrite,
-                resume=args.resume,
-                jobs=args.jobs,
-            )
-        else:
-            configs = grid(cfg, extra)
-            note(f"grid: {len(configs)} runs into {out_dir}/")
-            results = run_grid(
-                configs,
-                out_dir,
-                progress=show,
-                overwrite=args.overwrite,
-                resume=args.resume,
-                jobs=args.jobs,
-            )
+        results = run_search(
+            cfg,
+            out_dir,
+            extra,
+            progress=show,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            jobs=args.jobs,
+            announce=note,
+        )
         if args.resume:
             for r in results:
                 _resume_note(r)

@@ -17,7 +17,7 @@ Optuna search, seeds, ``--set``/``--grid``/``--resume``/``--jobs``) and returns 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +43,46 @@ def results_frame(results: Sequence[RunResult], keys: Sequence[str] = ()) -> pl.
     ``final_loss``) plus ``out_dir``, the run's directory (for :func:`load_run`)."""
     rows = [{**_summary_row(r, keys), "out_dir": str(r.out_dir)} for r in results]
     return pl.from_dicts(rows, infer_schema_length=None)
+
+
+def option_overrides(max_runs: int | None = None, mlflow: str | Path | None = None) -> list[str]:
+    """The ``--set`` strings of the options ``--max-runs`` and ``--mlflow``."""
+    sets = []
+    if max_runs is not None:
+        sets.append(f"search.max_runs={max_runs}")
+    if mlflow is not None:
+        sets.append(f"tracking.mlflow={json.dumps(str(mlflow))}")
+    return sets
+
+
+def run_search(
+    cfg: ExperimentConfig,
+    out_dir: str | Path,
+    space: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    progress: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+    jobs: int | Literal["auto"] = 1,
+    announce: Callable[[str], None] | None = None,
+) -> list[RunResult]:
+    """Run the search of ``cfg`` (an Optuna study, or the grid, random or variants points
+    expanded by :func:`~seqrec.experiment.grid`) into ``out_dir``; ``announce`` gets a line
+    saying how many runs or trials go where, before they start."""
+    if cfg.search is not None and cfg.search.method == "optuna":
+        from seqrec.experiment.optuna_search import run_optuna
+
+        if announce is not None:
+            announce(f"optuna: {cfg.search.n} trials into {out_dir}/")
+        return run_optuna(
+            cfg, out_dir, space, progress=progress, overwrite=overwrite, resume=resume, jobs=jobs
+        )
+    configs = grid(cfg, space)
+    if announce is not None:
+        announce(f"grid: {len(configs)} runs into {out_dir}/")
+    return run_grid(
+        configs, out_dir, progress=progress, overwrite=overwrite, resume=resume, jobs=jobs
+    )
 
 
 def run(
@@ -96,11 +136,7 @@ def run(
     """
     from seqrec.experiment.overrides import varying_keys
 
-    sets = list(overrides)
-    if max_runs is not None:
-        sets.append(f"search.max_runs={max_runs}")
-    if mlflow is not None:
-        sets.append(f"tracking.mlflow={json.dumps(str(mlflow))}")
+    sets = [*overrides, *option_overrides(max_runs, mlflow)]
     if isinstance(experiment, ExperimentConfig):
         pairs = [parse_override(o) for o in sets]
         cfg = validate_config(apply_overrides(experiment.to_dict(), pairs), "overrides")
@@ -111,19 +147,11 @@ def run(
         one = cfg.model_copy(update={"search": None})
         res = run_one(one, out_dir, progress=progress, overwrite=overwrite, resume=resume)
         return results_frame([res])
-    if cfg.search is not None and cfg.search.method == "optuna":
-        from seqrec.experiment.optuna_search import run_optuna
-
-        results = run_optuna(
-            cfg, out_dir, space, progress=progress, overwrite=overwrite, resume=resume, jobs=jobs
-        )
-    else:
-        configs = grid(cfg, space)
-        results = run_grid(
-            configs, out_dir, progress=progress, overwrite=overwrite, resume=resume, jobs=jobs
-        )
+    results = run_search(
+        cfg, out_dir, space, progress=progress, overwrite=overwrite, resume=resume, jobs=jobs
+    )
     keys = [k for k in varying_keys([r.config for r in results]) if k != "seed"]
     return results_frame(results, keys)
 
 
-__all__ = ["is_search", "results_frame", "run"]
+__all__ = ["is_search", "option_overrides", "results_frame", "run", "run_search"]
