@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 _UMASK_LOCK = threading.Lock()
@@ -161,6 +161,23 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield the temporary sibling ``.<name>.tmp-<pid>`` for the block to write; then flush
+    it to disk, give it the umask's mode and rename it onto ``path`` (readers see the old or
+    the new file, never a part of one). On any exception the temporary is removed."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        fsync_path(tmp)
+        apply_umask(tmp)
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def fsync_dir(path: Path) -> None:
     """fsync every file directly in ``path`` and the directory itself, so that a rename of
     ``path`` after it is durable (survives a power loss, not only a kill)."""
@@ -172,6 +189,7 @@ def fsync_dir(path: Path) -> None:
 
 __all__ = [
     "apply_umask",
+    "atomic_file",
     "current_umask",
     "fsync_dir",
     "fsync_path",

@@ -10,7 +10,6 @@ run lives (:func:`partial_dir`) and the removal of temporaries left by killed pr
 from __future__ import annotations
 
 import math
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from seqrec._io import apply_umask, fsync_path, remove_path, remove_stale
+from seqrec._io import atomic_file, remove_path, remove_stale
 from seqrec.exceptions import ConfigError
 
 RESOLVED_CONFIG = "config.resolved.toml"
@@ -163,32 +162,14 @@ def json_safe(obj: Any) -> Any:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to the temporary sibling ``.<name>.tmp-<pid>``, flush it to disk and
     rename it onto ``path`` (readers see the old or the new file, never a part of one)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        apply_umask(tmp)
-        os.replace(tmp, path)
-        fsync_path(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_parquet_atomic(path: Path, frame: Any) -> None:
     """:func:`write_text_atomic` for a polars frame written as Parquet (zstd)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         frame.write_parquet(tmp, compression="zstd")
-        fsync_path(tmp)
-        apply_umask(tmp)
-        os.replace(tmp, path)
-        fsync_path(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 __all__ = [
