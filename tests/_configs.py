@@ -1,4 +1,10 @@
-"""Experiment files shared by the CLI and experiment tests."""
+"""Experiment files shared by the CLI and experiment tests, and the helpers that write them
+and read a search's tables back."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
 
 TINY = """\
 name = "tiny"
@@ -54,3 +60,18 @@ method = "leave-one-out"
 name = "tifu-knn"
 """
 """A synthetic next-basket experiment (TIFU-KNN) that runs in about a second."""
+
+
+def write_experiment(
+    tmp_path: Path, extra: str = "", base: str = TINY, name: str = "exp.toml"
+) -> Path:
+    """``base`` + ``extra`` (e.g. a ``[grid]`` table) written to ``tmp_path / name``."""
+    p = tmp_path / name
+    p.write_text(base + "\n" + extra)
+    return p
+
+
+def summary_rows(root: Path, name: str = "summary.csv") -> list[dict[str, str]]:
+    """The rows of a search's ``summary.csv`` (or ``points.csv``) under ``root``."""
+    with (root / name).open() as f:
+        return list(csv.DictReader(f))

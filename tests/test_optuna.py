@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from _configs import TINY, TINY_BASKETS
+from _configs import TINY, TINY_BASKETS, summary_rows, write_experiment
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError
 from seqrec.experiment import ExperimentConfig, RunExistsError, grid, load_experiment, run_name
@@ -30,16 +29,6 @@ SPACE = """\
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _file(tmp_path: Path, extra: str, base: str = TINY, name: str = "o.toml") -> Path:
-    p = tmp_path / name
-    p.write_text(base + "\n" + extra)
-    return p
-
-
-def _rows(root: Path, name: str = "summary.csv") -> list[dict[str, str]]:
-    return list(csv.DictReader((root / name).open()))
-
-
 def _study(root: Path, name: str = "tiny") -> Any:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -50,18 +39,20 @@ def _study(root: Path, name: str = "tiny") -> Any:
 
 
 def _points(root: Path) -> list[tuple[str, str]]:
-    return [(r["train.learning_rate"], r["model.layers"]) for r in _rows(root)]
+    return [(r["train.learning_rate"], r["model.layers"]) for r in summary_rows(root)]
 
 
 def test_a_study_runs_trials_as_runs_with_summaries(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    exp = _file(tmp_path, SPACE + '[search]\nmethod = "optuna"\nn = 4\nseed = 1\npruner = "none"\n')
+    exp = write_experiment(
+        tmp_path, SPACE + '[search]\nmethod = "optuna"\nn = 4\nseed = 1\npruner = "none"\n'
+    )
     root = tmp_path / "o"
     assert main(["run", str(exp), "--out", str(root), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "optuna best: trial" in text and "valid recall@20" in text
-    rows = _rows(root)
+    rows = summary_rows(root)
     study = _study(root)
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
     assert 1 <= len(rows) <= 4  # one row per run; a suggested point run before is reused
@@ -70,7 +61,7 @@ def test_a_study_runs_trials_as_runs_with_summaries(
         assert r["run"] == f"tiny-{r['point']}-s0" and r["trial"] != ""
         assert 0.001 <= float(r["train.learning_rate"]) <= 0.5
         assert r["model.layers"] in ("[4]", "[8]")
-    assert len(_rows(root, "points.csv")) == len(rows)
+    assert len(summary_rows(root, "points.csv")) == len(rows)
     for t in study.trials:  # the objective: the validation metric of the trial's run
         done = json.loads((root / t.user_attrs["runs"][0] / "metrics.json").read_text())
         assert t.value == pytest.approx(done["valid"]["metrics"]["recall@20"])
@@ -86,7 +77,7 @@ def test_a_study_runs_trials_as_runs_with_summaries(
 def test_pruning_stops_poor_trials_and_records_them(tmp_path: Path) -> None:
     # a planted case: learning rates from 1e-5 (learns nothing in 3 epochs) to 0.5; MRR per
     # epoch; the median pruner starts after one finished trial
-    exp = _file(
+    exp = write_experiment(
         tmp_path,
         '[grid]\n"train.learning_rate" = {low = 0.00001, high = 0.5, log = true}\n'
         '[search]\nmethod = "optuna"\nn = 6\nsampler = "random"\nseed = 0\n'
@@ -110,9 +101,9 @@ def test_pruning_stops_poor_trials_and_records_them(tmp_path: Path) -> None:
         assert record["pruned_after_epoch"] < 3
         assert (r.out_dir / "config.resolved.toml").is_file()
         assert not (r.out_dir / "metrics.json").exists()
-    rows = _rows(root)
+    rows = summary_rows(root)
     assert [r["status"] for r in rows] == statuses
-    assert any(p.get("n_pruned") not in (None, "", "0") for p in _rows(root, "points.csv"))
+    assert any(p.get("n_pruned") not in (None, "", "0") for p in summary_rows(root, "points.csv"))
     assert not list(root.glob(".*.partial"))  # a pruned run leaves no checkpoint behind
     # the report tables the finished trials and lists the pruned ones with their reason
     pytest.importorskip("matplotlib")
@@ -128,7 +119,7 @@ def test_resume_continues_the_study_without_rerunning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = SPACE + '[search]\nmethod = "optuna"\nn = 5\nseed = 2\npruner = "none"\n'
-    exp = _file(tmp_path, body)
+    exp = write_experiment(tmp_path, body)
     ref = tmp_path / "ref"
     run_optuna(load_experiment(exp), ref, progress=False)
     # interrupted in its third trial (a kill leaves the trial RUNNING in the journal)
@@ -157,7 +148,7 @@ def test_resume_continues_the_study_without_rerunning(
     assert study.trials[3].params == study.trials[2].params  # the interrupted point, again
     assert _points(root) == _points(ref)  # the resumed study = the uninterrupted one
     assert [r.status for r in res][: n_ran - 1] == ["finished"] * (n_ran - 1)
-    for a, b in zip(_rows(root), _rows(ref), strict=True):
+    for a, b in zip(summary_rows(root), summary_rows(ref), strict=True):
         assert a["test.mrr@20"] == b["test.mrr@20"]
     # a bigger budget runs only the new trials; the same budget runs nothing
     calls.clear()
@@ -171,7 +162,9 @@ def test_resume_continues_the_study_without_rerunning(
     # a changed search is refused on resume
     with pytest.raises(ConfigError, match="space"):
         run_optuna(
-            load_experiment(_file(tmp_path, body.replace("[8]]", "[6]]"), name="b.toml")),
+            load_experiment(
+                write_experiment(tmp_path, body.replace("[8]]", "[6]]"), name="b.toml")
+            ),
             root,
             resume=True,
         )
@@ -179,7 +172,7 @@ def test_resume_continues_the_study_without_rerunning(
 
 def test_next_basket_study(tmp_path: Path) -> None:
 
-    exp = _file(
+    exp = write_experiment(
         tmp_path,
         '[grid]\n"model.k" = {low = 2, high = 12, integer = true}\n'
         '[search]\nmethod = "optuna"\nn = 3\n',
@@ -188,7 +181,7 @@ def test_next_basket_study(tmp_path: Path) -> None:
     root = tmp_path / "b"
     res = run_optuna(load_experiment(exp), root, progress=False)
     assert res and all(r.status == "new" for r in res)
-    rows = _rows(root)
+    rows = summary_rows(root)
     assert all(2 <= int(r["model.k"]) <= 12 for r in rows)
     study = _study(root, "nb")
     # the objective: train.valid_metric (recall@20, one of the next-basket metrics)
@@ -196,7 +189,9 @@ def test_next_basket_study(tmp_path: Path) -> None:
     done = json.loads((root / study.trials[0].user_attrs["runs"][0] / "metrics.json").read_text())
     assert study.trials[0].value == pytest.approx(done["valid"]["metrics"]["recall@20"])
     # another metric: search.metric (kNN trains no epochs: nothing to prune, no conflict)
-    exp2 = _file(tmp_path, exp.read_text() + 'metric = "f1_micro"\n', base="", name="f.toml")
+    exp2 = write_experiment(
+        tmp_path, exp.read_text() + 'metric = "f1_micro"\n', base="", name="f.toml"
+    )
     run_optuna(load_experiment(exp2), tmp_path / "f", progress=False)
     t = _study(tmp_path / "f", "nb").trials[0]
     done = json.loads((tmp_path / "f" / t.user_attrs["runs"][0] / "metrics.json").read_text())
@@ -220,19 +215,21 @@ def test_next_basket_study(tmp_path: Path) -> None:
 )
 def test_bad_optuna_sections(tmp_path: Path, search: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
-        load_experiment(_file(tmp_path, f"{SPACE}[search]\n{search}\n"))
+        load_experiment(write_experiment(tmp_path, f"{SPACE}[search]\n{search}\n"))
 
 
 def test_bad_spaces_and_jobs_fail_before_anything_trains(tmp_path: Path) -> None:
     opt = '[search]\nmethod = "optuna"\nn = 2\n'
     root = tmp_path / "x"
-    bad = _file(tmp_path, '[grid]\n"model.n_heads" = [1, 2]\n' + opt)
+    bad = write_experiment(tmp_path, '[grid]\n"model.n_heads" = [1, 2]\n' + opt)
     with pytest.raises(ConfigError, match="n_heads"):
         run_optuna(load_experiment(bad), root)
-    low = _file(tmp_path, '[grid]\n"train.epochs" = {low = -3, high = 2, integer = true}\n' + opt)
+    low = write_experiment(
+        tmp_path, '[grid]\n"train.epochs" = {low = -3, high = 2, integer = true}\n' + opt
+    )
     with pytest.raises(ConfigError, match="epochs"):
         run_optuna(load_experiment(low), root)
-    ok = load_experiment(_file(tmp_path, SPACE + opt, name="ok.toml"))
+    ok = load_experiment(write_experiment(tmp_path, SPACE + opt, name="ok.toml"))
     with pytest.raises(ConfigError, match="one at a time"):
         run_optuna(ok, root, jobs=2)
     with pytest.raises(ConfigError, match="max_runs"):
@@ -248,7 +245,9 @@ def test_bad_spaces_and_jobs_fail_before_anything_trains(tmp_path: Path) -> None
 def test_a_missing_optuna_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = load_experiment(_file(tmp_path, SPACE + '[search]\nmethod = "optuna"\nn = 2\n'))
+    cfg = load_experiment(
+        write_experiment(tmp_path, SPACE + '[search]\nmethod = "optuna"\nn = 2\n')
+    )
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'seqrec\[optuna\]'"):
         run_optuna(cfg, tmp_path / "m")
@@ -256,7 +255,9 @@ def test_a_missing_optuna_says_what_to_install(
 
 
 def test_run_names_are_point_hashes(tmp_path: Path) -> None:
-    exp = _file(tmp_path, SPACE + '[search]\nmethod = "optuna"\nn = 2\npruner = "none"\n')
+    exp = write_experiment(
+        tmp_path, SPACE + '[search]\nmethod = "optuna"\nn = 2\npruner = "none"\n'
+    )
     res = run_optuna(load_experiment(exp), tmp_path / "n", progress=False)
     assert all(r.out_dir.name == run_name(r.config) for r in res)
 
@@ -267,7 +268,7 @@ def test_a_sigkilled_study_resumes_to_the_uninterrupted_result(tmp_path: Path) -
     import subprocess
     import time
 
-    exp = _file(
+    exp = write_experiment(
         tmp_path,
         SPACE + '[search]\nmethod = "optuna"\nn = 4\nseed = 3\npruner = "none"\n',
         base=TINY.replace("n_sessions = 150", "n_sessions = 600").replace(
@@ -291,7 +292,7 @@ def test_a_sigkilled_study_resumes_to_the_uninterrupted_result(tmp_path: Path) -
     r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _points(root) == _points(ref)
-    for row, want in zip(_rows(root), _rows(ref), strict=True):
+    for row, want in zip(summary_rows(root), summary_rows(ref), strict=True):
         assert row["test.mrr@20"] == want["test.mrr@20"]
         assert (row["status"] == "finished") == (row["run"] in before)
     assert not list(root.glob(".*.partial"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from scipy import stats
 
-from _configs import TINY, TINY_BASKETS
+from _configs import TINY, TINY_BASKETS, summary_rows, write_experiment
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError
 from seqrec.experiment import (
@@ -36,20 +35,12 @@ from seqrec.experiment.search import random_points, search_points
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _file(tmp_path: Path, extra: str, base: str = TINY, name: str = "s.toml") -> Path:
-    p = tmp_path / name
-    p.write_text(base + "\n" + extra)
-    return p
-
-
-def _rows(root: Path, name: str = "summary.csv") -> list[dict[str, str]]:
-    return list(csv.DictReader((root / name).open()))
-
-
 # ------------------------------------------------------------------------- point ids
 def test_point_id_ignores_name_seed_and_order_of_the_grid(tmp_path: Path) -> None:
-    a = grid(_file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n'))
-    b = grid(_file(tmp_path, '[grid]\n"model.layers" = [[8], [2], [4]]\n', name="b.toml"))
+    a = grid(write_experiment(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n'))
+    b = grid(
+        write_experiment(tmp_path, '[grid]\n"model.layers" = [[8], [2], [4]]\n', name="b.toml")
+    )
     assert {point_id(c) for c in a} < {point_id(c) for c in b}
     renamed = a[0].model_copy(update={"name": "other", "seed": 7})
     assert point_id(renamed) == point_id(a[0])
@@ -59,24 +50,28 @@ def test_point_id_ignores_name_seed_and_order_of_the_grid(tmp_path: Path) -> Non
 
 def test_grown_and_shrunk_grid_reuses_finished_points(tmp_path: Path) -> None:
     root = tmp_path / "g"
-    first = run_grid(grid(_file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n')), root)
+    first = run_grid(
+        grid(write_experiment(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n')), root
+    )
     assert [r.status for r in first] == ["new", "new"]
-    grown = grid(_file(tmp_path, '[grid]\n"model.layers" = [[2], [4], [8]]\n', name="b.toml"))
+    grown = grid(
+        write_experiment(tmp_path, '[grid]\n"model.layers" = [[2], [4], [8]]\n', name="b.toml")
+    )
     res = run_grid(grown, root, progress=False, resume=True)
     assert [r.status for r in res] == ["new", "finished", "finished"]
     for a, b in zip(first, res[1:], strict=True):
         assert a.metrics["test"]["metrics"] == b.metrics["test"]["metrics"]
-    shrunk = grid(_file(tmp_path, '[grid]\n"model.layers" = [[8]]\n', name="c.toml"))
+    shrunk = grid(write_experiment(tmp_path, '[grid]\n"model.layers" = [[8]]\n', name="c.toml"))
     res = run_grid(shrunk, root, progress=False, resume=True)
     assert [r.status for r in res] == ["finished"]
-    assert [r["run"] for r in _rows(root)] == [run_name(shrunk[0])]  # the table: this grid
+    assert [r["run"] for r in summary_rows(root)] == [run_name(shrunk[0])]  # the table: this grid
     assert len(list(root.glob("tiny-*-s0"))) == 3  # the other points stay on disk
 
 
 def test_failed_point_is_recorded_and_the_grid_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    exp = _file(tmp_path, '[grid]\n"model.layers" = [[4], [8], [6]]\n')
+    exp = write_experiment(tmp_path, '[grid]\n"model.layers" = [[4], [8], [6]]\n')
     configs = grid(exp)
     real = runs_module._run_into
 
@@ -91,13 +86,13 @@ def test_failed_point_is_recorded_and_the_grid_goes_on(
         res = run_grid(configs, root, progress=False)
     assert [r.status for r in res] == ["new", "failed", "new"]
     assert res[1].error == "RuntimeError: the loss diverged (test)"
-    rows = _rows(root)
+    rows = summary_rows(root)
     assert [r["status"] for r in rows] == ["new", "failed", "new"]
     assert rows[1]["error"] == res[1].error and rows[1]["test.recall@20"] == ""
     record = json.loads((root / run_name(configs[1]) / ERROR_FILE).read_text())
     assert record["error"] == "RuntimeError" and "diverged" in record["traceback"]
     assert (root / run_name(configs[1]) / "config.resolved.toml").is_file()
-    points = _rows(root, "points.csv")
+    points = summary_rows(root, "points.csv")
     assert [p["n_failed"] for p in points] == ["0", "1", "0"]
     # the next run retries the failed point (now fixed) and keeps the finished ones
     again = run_grid(configs, root, progress=False, resume=True)
@@ -126,7 +121,9 @@ def test_seed_stats_is_a_t_interval() -> None:
 def test_seeds_per_point_with_mean_std_and_interval(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    exp = _file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n[search]\nseeds = [0, 1, 2]\n')
+    exp = write_experiment(
+        tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n[search]\nseeds = [0, 1, 2]\n'
+    )
     configs = grid(exp)
     assert [c.seed for c in configs] == [0, 1, 2, 0, 1, 2]
     assert len({point_id(c) for c in configs}) == 2
@@ -135,31 +132,37 @@ def test_seeds_per_point_with_mean_std_and_interval(
     assert main(["run", str(exp), "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "±" in text and "seeds" in text and "-s*" in text
-    rows = _rows(out)
+    rows = summary_rows(out)
     assert [r["seed"] for r in rows] == ["0", "1", "2"] * 2
-    points = _rows(out, "points.csv")
+    points = summary_rows(out, "points.csv")
     assert [p["n_seeds"] for p in points] == ["3", "3"]
     mrr = [float(r["test.mrr@20"]) for r in rows[:3]]
     s = seed_stats(mrr)
     assert float(points[0]["test.mrr@20.mean"]) == pytest.approx(s["mean"])
     assert float(points[0]["test.mrr@20.ci_low"]) == pytest.approx(s["ci_low"])
-    n = grid(_file(tmp_path, "[search]\nn_seeds = 2\n", base=TINY.replace("seed = 0", "seed = 5")))
+    n = grid(
+        write_experiment(
+            tmp_path, "[search]\nn_seeds = 2\n", base=TINY.replace("seed = 0", "seed = 5")
+        )
+    )
     assert [c.seed for c in n] == [5, 6]
 
 
 def test_next_basket_grid_with_seeds(tmp_path: Path) -> None:
-    exp = _file(tmp_path, '[grid]\n"model.k" = [2, 4]\n[search]\nn_seeds = 2\n', TINY_BASKETS)
+    exp = write_experiment(
+        tmp_path, '[grid]\n"model.k" = [2, 4]\n[search]\nn_seeds = 2\n', TINY_BASKETS
+    )
     root = tmp_path / "b"
     res = run_grid(grid(exp), root, progress=False)
     assert len(res) == 4 and all(r.status == "new" for r in res)
-    points = _rows(root, "points.csv")
+    points = summary_rows(root, "points.csv")
     assert len(points) == 2 and "test.f1_micro.mean" in points[0]
     assert points[0]["test.f1_micro.std"] != ""
 
 
 # ------------------------------------------------------------------------ bad input
 def test_max_runs_says_how_many(tmp_path: Path) -> None:
-    exp = _file(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n[search]\nn_seeds = 3\n')
+    exp = write_experiment(tmp_path, '[grid]\n"model.layers" = [[4], [8]]\n[search]\nn_seeds = 3\n')
     with pytest.raises(ConfigError, match=r"2 point\(s\) x 3 seed\(s\) = 6 runs.*max_runs = 5"):
         grid(load_experiment(exp, ["search.max_runs=5"]))
     assert len(grid(load_experiment(exp, ["search.max_runs=6"]))) == 6
@@ -169,13 +172,13 @@ def test_max_runs_says_how_many(tmp_path: Path) -> None:
 
 def test_empty_search_space_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="empty search space"):
-        load_experiment(_file(tmp_path, "[grid]\n"))
+        load_experiment(write_experiment(tmp_path, "[grid]\n"))
     with pytest.raises(ConfigError, match="empty search space"):
-        grid(_file(tmp_path, '[search]\nmethod = "random"\nn = 3\n', name="r.toml"))
+        grid(write_experiment(tmp_path, '[search]\nmethod = "random"\nn = 3\n', name="r.toml"))
 
 
 def test_a_parameter_the_model_does_not_have_is_an_error(tmp_path: Path) -> None:
-    exp = _file(tmp_path, '[grid]\n"model.n_heads" = [1, 2]\n')
+    exp = write_experiment(tmp_path, '[grid]\n"model.n_heads" = [1, 2]\n')
     with pytest.raises(ConfigError) as e:
         grid(exp)
     msg = str(e.value)
@@ -195,17 +198,19 @@ def test_a_parameter_the_model_does_not_have_is_an_error(tmp_path: Path) -> None
 )
 def test_bad_search_sections(tmp_path: Path, search: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
-        load_experiment(_file(tmp_path, f"[search]\n{search}\n"))
+        load_experiment(write_experiment(tmp_path, f"[search]\n{search}\n"))
 
 
 def test_ranges_need_a_random_search(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="random"):
         load_experiment(
-            _file(tmp_path, '[grid]\n"train.learning_rate" = {low = 0.001, high = 0.1}\n')
+            write_experiment(
+                tmp_path, '[grid]\n"train.learning_rate" = {low = 0.001, high = 0.1}\n'
+            )
         )
     with pytest.raises(ConfigError, match="low < high"):
         load_experiment(
-            _file(
+            write_experiment(
                 tmp_path,
                 '[grid]\n"train.learning_rate" = {low = 0.1, high = 0.01}\n'
                 '[search]\nmethod = "random"\nn = 2\n',
@@ -228,7 +233,7 @@ seed = 3
 
 
 def test_random_search_draws_n_distinct_points_in_the_space(tmp_path: Path) -> None:
-    configs = grid(_file(tmp_path, RANDOM))
+    configs = grid(write_experiment(tmp_path, RANDOM))
     assert len(configs) == 6 and len({point_id(c) for c in configs}) == 6
     for c in configs:
         assert 1e-4 <= c.train.learning_rate <= 0.1
@@ -236,11 +241,11 @@ def test_random_search_draws_n_distinct_points_in_the_space(tmp_path: Path) -> N
         assert isinstance(c.train.batch_size, int) and 8 <= c.train.batch_size <= 32
     lrs = [c.train.learning_rate for c in configs]
     assert max(lrs) / min(lrs) > 10  # log-uniform over three decades
-    again = grid(_file(tmp_path, RANDOM, name="b.toml"))
+    again = grid(write_experiment(tmp_path, RANDOM, name="b.toml"))
     assert [point_id(c) for c in again] == [point_id(c) for c in configs]  # seeded
-    more = grid(_file(tmp_path, RANDOM.replace("n = 6", "n = 9"), name="c.toml"))
+    more = grid(write_experiment(tmp_path, RANDOM.replace("n = 6", "n = 9"), name="c.toml"))
     assert [point_id(c) for c in more[:6]] == [point_id(c) for c in configs]  # a grown budget
-    other = grid(_file(tmp_path, RANDOM.replace("seed = 3", "seed = 4"), name="d.toml"))
+    other = grid(write_experiment(tmp_path, RANDOM.replace("seed = 3", "seed = 4"), name="d.toml"))
     assert [point_id(c) for c in other] != [point_id(c) for c in configs]
 
 
@@ -252,22 +257,24 @@ def test_random_search_over_a_small_space_stops_at_its_size() -> None:
 
 
 def test_random_search_runs(tmp_path: Path) -> None:
-    exp = _file(tmp_path, RANDOM.replace("n = 6", "n = 2"))
+    exp = write_experiment(tmp_path, RANDOM.replace("n = 6", "n = 2"))
     root = tmp_path / "r"
     assert main(["run", str(exp), "--out", str(root), "--no-progress"]) == 0
-    rows = _rows(root)
+    rows = summary_rows(root)
     assert len(rows) == 2 and "train.learning_rate" in rows[0]
 
 
 # ------------------------------------------------------------------------------ jobs
 def test_jobs_run_points_in_workers_with_the_serial_results(tmp_path: Path) -> None:
-    configs = grid(_file(tmp_path, '[grid]\n"model.layers" = [[4], [8], [6]]\n'))
+    configs = grid(write_experiment(tmp_path, '[grid]\n"model.layers" = [[4], [8], [6]]\n'))
     serial = run_grid(configs, tmp_path / "a", progress=False)
     parallel = run_grid(configs, tmp_path / "b", progress=False, jobs=2)
     assert [r.out_dir.name for r in parallel] == [r.out_dir.name for r in serial]
     for a, b in zip(serial, parallel, strict=True):
         assert a.metrics["test"]["metrics"] == b.metrics["test"]["metrics"]
-    assert [r["run"] for r in _rows(tmp_path / "b")] == [r["run"] for r in _rows(tmp_path / "a")]
+    assert [r["run"] for r in summary_rows(tmp_path / "b")] == [
+        r["run"] for r in summary_rows(tmp_path / "a")
+    ]
     again = run_grid(configs, tmp_path / "b", progress=False, resume=True, jobs=2)
     assert [r.status for r in again] == ["finished"] * 3
     with pytest.raises(ConfigError, match="jobs"):
@@ -347,7 +354,7 @@ def test_sigkilled_grid_resumes_each_point_once_then_runs_only_new_points(
         [*cmd, "--resume", "--no-progress"], capture_output=True, text=True, timeout=300
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    rows = _rows(root)
+    rows = summary_rows(root)
     assert sorted(row["run"] for row in rows) == sorted(ref)  # every point, once
     for row in rows:
         assert (row["status"] == "finished") == (row["run"] in before)
@@ -360,7 +367,7 @@ def test_sigkilled_grid_resumes_each_point_once_then_runs_only_new_points(
         [*cmd, "--resume", "--no-progress"], capture_output=True, text=True, timeout=300
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    status = [row["status"] for row in _rows(root)]
+    status = [row["status"] for row in summary_rows(root)]
     assert status == ["finished"] * 4 + ["new"] * 2
 
 

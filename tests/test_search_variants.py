@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _configs import TINY
+from _configs import write_experiment
 from seqrec.exceptions import ConfigError
 from seqrec.experiment import grid, point_id, run_grid
 
@@ -27,14 +27,8 @@ stop = {"objective.last_batch" = "stop"}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _file(tmp_path: Path, extra: str) -> Path:
-    p = tmp_path / "v.toml"
-    p.write_text(TINY + "\n" + extra)
-    return p
-
-
 def test_variants_are_named_points_of_one_change_each(tmp_path: Path) -> None:
-    cfgs = grid(_file(tmp_path, VARIANTS))
+    cfgs = grid(write_experiment(tmp_path, VARIANTS))
     assert [c.variant for c in cfgs] == ["baseline", "hidden_16", "lr", "stop"]
     base, hidden, lr, stop = cfgs
     assert (hidden.model.layers, lr.train.learning_rate) == ([16], 0.05)
@@ -47,7 +41,7 @@ def test_variants_are_named_points_of_one_change_each(tmp_path: Path) -> None:
 
 
 def test_variants_run_with_a_variant_column_and_resume(tmp_path: Path) -> None:
-    cfgs = grid(_file(tmp_path, VARIANTS))
+    cfgs = grid(write_experiment(tmp_path, VARIANTS))
     res = run_grid(cfgs, tmp_path / "runs", progress=False)
     rows = list(csv.DictReader((tmp_path / "runs" / "summary.csv").open()))
     assert [r["variant"] for r in rows] == ["baseline", "hidden_16", "lr", "stop"]
@@ -62,7 +56,7 @@ def test_variants_run_with_a_variant_column_and_resume(tmp_path: Path) -> None:
 
 def test_variants_cross_a_grid(tmp_path: Path) -> None:
     extra = VARIANTS + '[grid]\n"train.epochs" = [1, 2]\n'
-    cfgs = grid(_file(tmp_path, extra))
+    cfgs = grid(write_experiment(tmp_path, extra))
     assert [(c.variant, c.train.epochs) for c in cfgs][:3] == [
         ("baseline", 1),
         ("baseline", 2),
@@ -94,7 +88,7 @@ def test_bad_variants_are_errors_before_anything_runs(
     tmp_path: Path, extra: str, needle: str
 ) -> None:
     with pytest.raises(ConfigError, match=needle):
-        grid(_file(tmp_path, extra))
+        grid(write_experiment(tmp_path, extra))
 
 
 def test_jobs_auto_is_one_worker_per_thread_on_cpu(
@@ -103,7 +97,7 @@ def test_jobs_auto_is_one_worker_per_thread_on_cpu(
     from seqrec.cli.run import parse_jobs
     from seqrec.experiment.runs import MAX_AUTO_JOBS, auto_jobs
 
-    cfgs = grid(_file(tmp_path, VARIANTS))
+    cfgs = grid(write_experiment(tmp_path, VARIANTS))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert auto_jobs(cfgs) == 2
     assert auto_jobs(cfgs[:1]) == 1

@@ -3,6 +3,7 @@ metrics, tags and artifacts in a local store; seqrec's own outputs unchanged."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from _configs import TINY
+from _configs import TINY, write_experiment
 from seqrec.cli import main
 from seqrec.exceptions import ConfigError
 from seqrec.experiment import grid, load_experiment, point_id, run_grid, run_one
@@ -27,11 +28,7 @@ TWO_EPOCHS = TINY.replace("epochs = 1", 'epochs = 2\nvalid_metric = "mrr@20"')
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def _file(tmp_path: Path, extra: str = "", base: str = TWO_EPOCHS, name: str = "t.toml") -> Path:
-    p = tmp_path / name
-    p.write_text(base + "\n" + extra)
-    return p
+_file = functools.partial(write_experiment, base=TWO_EPOCHS)
 
 
 def _client(store: Path):
