@@ -426,11 +426,10 @@ def _plot_metric_vs(points: Sequence[_Point], key: str, metric: str, part: str, 
     if numeric:
         xs = [float(v) for v in xs_raw]
         cats: list[str] = []
-    elif key == "variant":  # named variants: in the table's order (best first)
-        cats = list(dict.fromkeys(_short(v) for v in xs_raw))
-        xs = [float(cats.index(_short(v))) for v in xs_raw]
     else:
-        cats = sorted(dict.fromkeys(_short(v) for v in xs_raw), key=_natural)
+        cats = list(dict.fromkeys(_short(v) for v in xs_raw))
+        if key != "variant":  # named variants keep the table's order (best first)
+            cats.sort(key=_natural)
         xs = [float(cats.index(_short(v))) for v in xs_raw]
     # points sharing an x are spread a little so that their error bars do not overlap
     same: dict[float, int] = {}

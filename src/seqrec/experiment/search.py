@@ -209,15 +209,17 @@ def expand(cfg: ExperimentConfig, space: Mapping[str, Any] | None = None) -> lis
     """
     search = cfg.search or SearchConfig()
     full = {**cfg.grid, **flatten_space(dict(space or {}))}
-    labelled = [(None, p) for p in search_points(full, search)]
-    if search.method == "variants":
-        labelled = variant_points(search.variants or {}, [p for _, p in labelled])
-    points = [p for _, p in labelled]
+    points = search_points(full, search)
+    labelled: list[tuple[str | None, dict[str, Any]]] = (
+        variant_points(search.variants or {}, points)
+        if search.method == "variants"
+        else [(None, p) for p in points]
+    )
     seeds = search.seed_list(cfg.seed)
-    total = len(points) * len(seeds)
+    total = len(labelled) * len(seeds)
     if search.max_runs is not None and total > search.max_runs:
         raise ConfigError(
-            f"the search is {len(points)} point(s) x {len(seeds)} seed(s) = {total} runs, more "
+            f"the search is {len(labelled)} point(s) x {len(seeds)} seed(s) = {total} runs, more "
             f"than search.max_runs = {search.max_runs}; shrink the [grid] lists, lower "
             "search.n or raise search.max_runs"
         )
