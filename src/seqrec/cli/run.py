@@ -200,8 +200,7 @@ def sigterm_raises() -> Iterator[None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        with sigterm_raises():
-            return _cmd_run(args)
+        return _cmd_run(args)  # main() turns SIGTERM into Terminated for run/train
     except Terminated:
         note("seqrec: terminated (SIGTERM); continue the run with --resume")
         return 128 + signal.SIGTERM
